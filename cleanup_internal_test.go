@@ -1,0 +1,87 @@
+package mongotenant
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestIdleVictims table-tests the reaper's decision with a fake clock.
+func TestIdleVictims(t *testing.T) {
+	const timeout = int64(10 * time.Second)
+	mk := func(lastUsed, leases int64, _ bool) *tenant {
+		tn := &tenant{}
+		tn.lastUsed.Store(lastUsed)
+		tn.state.Store(leases)
+		return tn
+	}
+	sec := int64(time.Second)
+	for _, tc := range []struct {
+		name    string
+		now     int64
+		tenants map[string]*tenant
+		victims []string
+		next    time.Duration
+	}{
+		{"empty", 100 * sec, map[string]*tenant{}, nil, 10 * time.Second},
+		{"fresh", 100 * sec, map[string]*tenant{"a": mk(99*sec, 0, false)}, nil, 9 * time.Second},
+		{"exactly timeout", 100 * sec, map[string]*tenant{"a": mk(90*sec, 0, false)}, []string{"a"}, 10 * time.Second},
+		{"leased is never idle", 100 * sec, map[string]*tenant{"a": mk(0, 1, false)}, nil, 10 * time.Second},
+		{"mixed", 100 * sec, map[string]*tenant{
+			"old":    mk(50*sec, 0, false),
+			"recent": mk(97*sec, 0, false),
+			"newer":  mk(99*sec, 0, false),
+			"leased": mk(10*sec, 2, false),
+		}, []string{"old"}, 7 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for id, tn := range tc.tenants {
+				tn.id = id
+			}
+			victims, next := idleVictims(tc.tenants, tc.now, timeout)
+			var ids []string
+			for _, v := range victims {
+				ids = append(ids, v.id)
+			}
+			slices.Sort(ids)
+			if !slices.Equal(ids, tc.victims) {
+				t.Errorf("victims = %v, want %v", ids, tc.victims)
+			}
+			if next != tc.next {
+				t.Errorf("next = %v, want %v", next, tc.next)
+			}
+		})
+	}
+}
+
+func TestLRUVictimPrefersUnleased(t *testing.T) {
+	m := &Manager{tenants: map[string]*tenant{}}
+	add := func(id string, lastUsed, leases int64) {
+		tn := &tenant{id: id}
+		tn.lastUsed.Store(lastUsed)
+		tn.state.Store(leases)
+		m.tenants[id] = tn
+	}
+	add("oldest-leased", 1, 1)
+	add("old-idle", 5, 0)
+	add("new-idle", 9, 0)
+	if v := m.lruVictimLocked(); v.id != "old-idle" {
+		t.Fatalf("victim = %s, want old-idle", v.id)
+	}
+	m.tenants["old-idle"].state.Store(1)
+	m.tenants["new-idle"].state.Store(1)
+	if v := m.lruVictimLocked(); v.id != "oldest-leased" {
+		t.Fatalf("all leased: victim = %s, want oldest-leased", v.id)
+	}
+}
+
+func TestTenantIDsStayOutOfWarnLogsByDefault(t *testing.T) {
+	m := &Manager{}
+	if a := m.tenantAttr("acme"); !a.Equal(a) || a.Key != "" {
+		t.Fatalf("default attr = %v, want empty", a)
+	}
+	m.cfg.logTenantIDs = true
+	if a := m.tenantAttr("acme"); a.Key != "tenant" || a.Value.String() != "acme" {
+		t.Fatalf("opted-in attr = %v", a)
+	}
+}

@@ -1,0 +1,69 @@
+package mongotenant_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mongotenant/mongotenant"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+func Example() {
+	// New does no network I/O; clients are created on first use.
+	m, err := mongotenant.New("mongodb://127.0.0.1:27017/",
+		mongotenant.WithMaxClients(500),
+		mongotenant.WithIdleTimeout(5*time.Minute))
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close(context.Background())
+
+	ctx := context.Background()
+	for _, tenant := range []string{"alice", "bob", "alice"} {
+		lease, err := m.Acquire(ctx, tenant)
+		if err != nil {
+			panic(err)
+		}
+		// Use lease.Database() here: lease.Database().Collection("posts").InsertOne(ctx, post)
+		fmt.Println(tenant, "->", lease.Database().Name())
+		lease.Release()
+	}
+	s := m.Stats()
+	fmt.Printf("clients=%d created=%d hits=%d misses=%d\n", s.Clients, s.Created, s.Hits, s.Misses)
+	// Output:
+	// alice -> user_alice_db
+	// bob -> user_bob_db
+	// alice -> user_alice_db
+	// clients=2 created=2 hits=1 misses=2
+}
+
+func ExampleManager_Do() {
+	m, err := mongotenant.New("mongodb://127.0.0.1:27017/",
+		mongotenant.WithDatabaseName(func(id string) string { return "tenant_" + id }))
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close(context.Background())
+
+	err = m.Do(context.Background(), "acme", func(ctx context.Context, db *mongo.Database) error {
+		fmt.Println("working in", db.Name())
+		return nil // e.g. db.Collection("projects").InsertOne(ctx, project)
+	})
+	fmt.Println("err:", err)
+	// Output:
+	// working in tenant_acme
+	// err: <nil>
+}
+
+func ExampleValidateTenantID() {
+	for _, id := range []string{"acme-42", "../admin", ""} {
+		err := mongotenant.ValidateTenantID(id)
+		fmt.Printf("%q valid=%t invalid-tenant=%t\n", id, err == nil, errors.Is(err, mongotenant.ErrInvalidTenant))
+	}
+	// Output:
+	// "acme-42" valid=true invalid-tenant=false
+	// "../admin" valid=false invalid-tenant=true
+	// "" valid=false invalid-tenant=true
+}

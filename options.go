@@ -1,0 +1,175 @@
+package mongotenant
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Defaults for the options of [New].
+const (
+	// DefaultMaxClients caps the cached clients. Each client holds one
+	// monitoring socket per server (two with streaming monitoring) plus up to
+	// its pool size; 100 clients on a 3-node replica set hold 300 monitoring
+	// sockets before any traffic.
+	DefaultMaxClients = 100
+
+	// DefaultIdleTimeout is how long a client may sit unleased before the
+	// reaper disconnects it.
+	DefaultIdleTimeout = 10 * time.Minute
+
+	// DefaultPoolSize is each tenant client's maxPoolSize, as in the
+	// reference design. The driver's own default, 100, is sized for one
+	// client per process, not one per tenant.
+	DefaultPoolSize uint64 = 10
+
+	// DefaultConnectTimeout and DefaultServerSelectionTimeout bound how long an
+	// operation waits for an unreachable server (the driver's defaults are 30 s).
+	DefaultConnectTimeout         = 5 * time.Second
+	DefaultServerSelectionTimeout = 5 * time.Second
+
+	// DefaultConnMaxIdleTime closes a pooled connection unused for this long, so
+	// a quiet tenant gives its sockets back long before its client is reaped.
+	DefaultConnMaxIdleTime = time.Minute
+
+	// DefaultDisconnectTimeout bounds each background Disconnect of an evicted
+	// or reaped client.
+	DefaultDisconnectTimeout = 10 * time.Second
+)
+
+// An Option configures a [Manager]. Options are applied in order; [New]
+// validates the result.
+type Option func(*config)
+
+type config struct {
+	maxClients        int
+	idleTimeout       time.Duration
+	poolSize          uint64
+	poolSizeSet       bool // WithPoolSize was called; otherwise the URI or DefaultPoolSize decides
+	clientOpts        []*options.ClientOptions
+	databaseName      func(tenantID string) string
+	validateTenant    func(tenantID string) error
+	logger            *slog.Logger
+	logTenantIDs      bool
+	disconnectTimeout time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		maxClients:        DefaultMaxClients,
+		idleTimeout:       DefaultIdleTimeout,
+		databaseName:      defaultDatabaseName,
+		validateTenant:    ValidateTenantID,
+		logger:            slog.New(slog.DiscardHandler),
+		disconnectTimeout: DefaultDisconnectTimeout,
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.maxClients < 0:
+		return fmt.Errorf("%w: WithMaxClients(%d): must be >= 0", ErrInvalidOption, c.maxClients)
+	case c.idleTimeout < 0:
+		return fmt.Errorf("%w: WithIdleTimeout(%v): must be >= 0", ErrInvalidOption, c.idleTimeout)
+	case c.disconnectTimeout <= 0:
+		return fmt.Errorf("%w: WithDisconnectTimeout(%v): must be > 0", ErrInvalidOption, c.disconnectTimeout)
+	case c.databaseName == nil:
+		return fmt.Errorf("%w: WithDatabaseName(nil)", ErrInvalidOption)
+	case c.validateTenant == nil:
+		return fmt.Errorf("%w: WithTenantValidator(nil)", ErrInvalidOption)
+	}
+	return nil
+}
+
+// WithMaxClients caps the number of cached clients; the least recently used
+// is evicted to make room for a new one. 0 means no cap. Default
+// [DefaultMaxClients]. See [Manager] for when leased clients exceed the cap.
+func WithMaxClients(n int) Option { return func(c *config) { c.maxClients = n } }
+
+// WithIdleTimeout disconnects a client that has had no lease for d. 0
+// disables idle reaping. Default [DefaultIdleTimeout].
+func WithIdleTimeout(d time.Duration) Option { return func(c *config) { c.idleTimeout = d } }
+
+// WithPoolSize sets each tenant client's maxPoolSize, overriding a
+// maxPoolSize given in the URI or [WithClientOptions]. It must be at least 1:
+// the driver reads 0 as unlimited. Default [DefaultPoolSize].
+func WithPoolSize(n uint64) Option {
+	return func(c *config) { c.poolSize, c.poolSizeSet = n, true }
+}
+
+// WithClientOptions adds driver options (TLS, auth, timeouts, monitors) on top
+// of the URI and the Manager's client defaults; later options win. Command and
+// server monitors are used as given; a PoolMonitor still receives every event,
+// after the Manager's own per-tenant accounting.
+//
+// The Manager's client defaults, each overridable here or in the URI:
+// serverMonitoringMode "poll" (one monitoring socket per server instead of the
+// two streaming needs, and three fewer goroutines per client; a topology
+// change is noticed at the next heartbeat, 10 s by default, instead of at
+// once), [DefaultConnectTimeout], [DefaultServerSelectionTimeout],
+// [DefaultConnMaxIdleTime] and [DefaultPoolSize].
+func WithClientOptions(opts ...*options.ClientOptions) Option {
+	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
+}
+
+// WithDatabaseName maps a tenant ID to its database name. Default
+// "user_<id>_db", as in the reference design. Whatever it returns is checked:
+// a name MongoDB would refuse, or admin, local or config, fails the Acquire
+// with [ErrInvalidTenant].
+func WithDatabaseName(fn func(tenantID string) string) Option {
+	return func(c *config) { c.databaseName = fn }
+}
+
+// WithTenantValidator replaces [ValidateTenantID] as the check on tenant IDs.
+// Its errors are wrapped in [ErrInvalidTenant]. The database name check still
+// applies after it.
+func WithTenantValidator(fn func(tenantID string) error) Option {
+	return func(c *config) { c.validateTenant = fn }
+}
+
+// WithLogger sets the logger. Default: discard everything. The Manager logs
+// client lifecycle at Debug and failed disconnects at Warn; tenant IDs appear
+// only at Debug unless [WithTenantIDsInLogs] is set.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.logger = l
+	}
+}
+
+// WithTenantIDsInLogs puts tenant IDs in log lines at Info and above. Default
+// false, because tenant IDs often identify customers.
+func WithTenantIDsInLogs(on bool) Option { return func(c *config) { c.logTenantIDs = on } }
+
+// WithDisconnectTimeout bounds each Disconnect of an evicted, reaped or closed
+// client. Default [DefaultDisconnectTimeout].
+func WithDisconnectTimeout(d time.Duration) Option {
+	return func(c *config) { c.disconnectTimeout = d }
+}
+
+// baseClientOptions merges the Manager's defaults, the URI and the user's
+// options, last wins.
+func baseClientOptions(uri string, c *config) (*options.ClientOptions, error) {
+	defaults := options.Client().
+		SetServerMonitoringMode(options.ServerMonitoringModePoll).
+		SetConnectTimeout(DefaultConnectTimeout).
+		SetServerSelectionTimeout(DefaultServerSelectionTimeout).
+		SetMaxConnIdleTime(DefaultConnMaxIdleTime).
+		SetMaxPoolSize(DefaultPoolSize)
+	all := append([]*options.ClientOptions{defaults, options.Client().ApplyURI(uri)}, c.clientOpts...)
+	base := options.MergeClientOptions(all...)
+	if c.poolSizeSet {
+		base.SetMaxPoolSize(c.poolSize)
+	}
+	if *base.MaxPoolSize == 0 {
+		return nil, fmt.Errorf("%w: maxPoolSize 0 (unlimited) is unsafe with a client per tenant", ErrInvalidOption)
+	}
+	if err := base.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	return base, nil
+}
