@@ -44,7 +44,9 @@ func (m *Manager) reap() {
 		}
 		m.mu.Unlock()
 		for _, t := range victims {
-			m.disconnect(context.Background(), t)
+			// In parallel: against a dead server each Disconnect can take the
+			// server selection timeout.
+			go m.disconnect(context.Background(), t)
 		}
 		if stop {
 			return

@@ -184,6 +184,12 @@ func (m *Manager) tryLease(tenantID string) *tenant {
 // create makes tenantID's client and publishes it holding one lease for the
 // caller. If another caller published it first, create leases that one.
 func (m *Manager) create(tenantID, dbName string) (*tenant, error) {
+	m.mu.RLock()
+	closed := m.closed
+	m.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	if t := m.tryLease(tenantID); t != nil {
 		return t, nil
 	}
