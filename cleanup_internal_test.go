@@ -55,23 +55,29 @@ func TestIdleVictims(t *testing.T) {
 }
 
 func TestLRUVictimPrefersUnleased(t *testing.T) {
-	m := &Manager{tenants: map[string]*tenant{}}
-	add := func(id string, lastUsed, leases int64) {
-		tn := &tenant{id: id}
+	m := &Manager{clients: map[clientKey]*client{}}
+	add := func(group string, lastUsed, leases int64) {
+		c := &client{m: m, key: clientKey{group: group}, created: lastUsed, members: map[string]*tenant{}}
+		tn := &tenant{id: group, c: c}
 		tn.lastUsed.Store(lastUsed)
 		tn.state.Store(leases)
-		m.tenants[id] = tn
+		c.members[group] = tn
+		c.refs.Store(2)
+		m.clients[c.key] = c
 	}
 	add("oldest-leased", 1, 1)
 	add("old-idle", 5, 0)
 	add("new-idle", 9, 0)
-	if v := m.lruVictimLocked(); v.id != "old-idle" {
-		t.Fatalf("victim = %s, want old-idle", v.id)
+	if v := m.lruClientLocked(false); v.key.group != "old-idle" {
+		t.Fatalf("victim = %s, want old-idle", v.key.group)
 	}
-	m.tenants["old-idle"].state.Store(1)
-	m.tenants["new-idle"].state.Store(1)
-	if v := m.lruVictimLocked(); v.id != "oldest-leased" {
-		t.Fatalf("all leased: victim = %s, want oldest-leased", v.id)
+	m.clients[clientKey{group: "old-idle"}].members["old-idle"].state.Store(1)
+	m.clients[clientKey{group: "new-idle"}].members["new-idle"].state.Store(1)
+	if v := m.lruClientLocked(false); v.key.group != "oldest-leased" {
+		t.Fatalf("all leased: victim = %s, want oldest-leased", v.key.group)
+	}
+	if v := m.lruClientLocked(true); v != nil {
+		t.Fatalf("unleased only: victim = %s, want none", v.key.group)
 	}
 }
 

@@ -19,6 +19,15 @@ var (
 	// no client for the tenant.
 	ErrTenantNotFound = errors.New("mongotenant: tenant has no client")
 
+	// ErrTenantBusy is returned by [Manager.Acquire] when the tenant holds
+	// as many leases as its bulkhead allows ([Route.MaxLeases]) until ctx
+	// ends.
+	ErrTenantBusy = errors.New("mongotenant: tenant at its lease limit")
+
+	// ErrBudgetExceeded is returned by [Manager.Acquire] when a new client
+	// does not fit the connection budget ([WithConnectionBudget]).
+	ErrBudgetExceeded = errors.New("mongotenant: connection budget exceeded")
+
 	// ErrInvalidOption is returned by [New] for an option value that cannot work.
 	ErrInvalidOption = errors.New("mongotenant: invalid option")
 )

@@ -1,15 +1,15 @@
 package mongotenant
 
 import (
-	"context"
 	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// A Lease keeps one tenant's client connected while the holder uses it.
-// Obtain it from [Manager.Acquire] and call [Lease.Release] when done, usually
-// with defer. The client and database must not be used after Release.
+// A Lease keeps one tenant's client connected, and holds one slot of the
+// tenant's bulkhead, while the holder uses it. Obtain it from
+// [Manager.Acquire] and call [Lease.Release] when done, usually with defer.
+// The client and database must not be used after Release.
 //
 // A Lease is safe for concurrent use; Release may be called more than once.
 type Lease struct {
@@ -20,9 +20,10 @@ type Lease struct {
 // Database returns the tenant's database.
 func (l *Lease) Database() *mongo.Database { return l.t.db }
 
-// Client returns the tenant's client, for sessions and transactions. Do not
-// Disconnect it: the Manager owns it.
-func (l *Lease) Client() *mongo.Client { return l.t.client }
+// Client returns the tenant's client, for sessions and transactions. With a
+// shared strategy other tenants use it too. Do not Disconnect it: the
+// Manager owns it.
+func (l *Lease) Client() *mongo.Client { return l.t.c.mc }
 
 // TenantID returns the tenant the lease is for.
 func (l *Lease) TenantID() string { return l.t.id }
@@ -33,8 +34,14 @@ func (l *Lease) Release() {
 		return
 	}
 	t := l.t
-	t.lastUsed.Store(t.m.now())
-	if t.state.Add(-1) == retiredBit && t.closing.CompareAndSwap(false, true) {
-		go t.m.disconnectClaimed(context.Background(), t) // last lease of an evicted client; do not block the caller
+	m := t.c.m
+	now := m.now()
+	t.lastUsed.Store(now)
+	t.exit()
+	if t.state.Add(-1) == retiredBit {
+		m.drained(t) // the last lease of a retired record
+	}
+	if m.refreshes {
+		m.refreshLater(t, now)
 	}
 }

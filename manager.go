@@ -9,43 +9,54 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"golang.org/x/sync/singleflight"
 )
 
-// Manager hands out one *mongo.Client per tenant, created on first use,
-// cached, and disconnected when evicted, idle or closed. Work goes through a
-// [Lease]: a client is never disconnected while a lease on it is live.
+// Manager hands out a *mongo.Client per tenant (or per group of tenants, see
+// [WithStrategy]), created on first use, cached, and disconnected when
+// evicted, idle or closed. Work goes through a [Lease]: a client is never
+// disconnected while a lease on it is live.
 //
-// Clients counts cached clients and never exceeds MaxClients. A client evicted
-// while leased leaves the cache at once and is counted in Stats.Retiring until
-// its last lease is released; only such clients hold the number of open
-// clients above MaxClients.
+// Clients counts cached clients and never exceeds MaxClients. A client
+// evicted while leased leaves the cache at once and is counted in
+// Stats.Retiring until its last lease is released; only such clients hold
+// the number of open clients above MaxClients.
 //
 // A Manager is safe for concurrent use. Create it with [New], end it with
 // [Manager.Close].
 type Manager struct {
-	cfg      config
-	base     *options.ClientOptions // merged client options; copied per tenant
-	poolSize uint64
-	epoch    time.Time // zero of the Manager clock; carries a monotonic reading
+	cfg       config
+	def       *cluster // the deployment at the URI given to New
+	poolSize  uint64   // default pool size, from the options or the URI
+	refreshes bool     // routes can change, so Release refreshes them after the TTL
+	epoch     time.Time
 
-	mu              sync.RWMutex // protects the fields below
+	// The read lock's counter is written by every Acquire; keep the
+	// read-mostly fields above off its cache line.
+	_ [64]byte
+
+	mu              sync.RWMutex // protects the fields below, and client.members, tenant.c, tenant.db
 	tenants         map[string]*tenant
-	retiring        map[*tenant]struct{} // evicted, not yet disconnected
-	retiredAcquires uint64               // acquires of tenants that left the cache
+	clients         map[clientKey]*client
+	clusters        map[string]*cluster      // by URI, besides def
+	creating        map[clientKey]chan error // client creations under way; each channel gets one result
+	resolving       map[string]chan struct{} // route resolutions under way, by tenant
+	retiring        map[*client]struct{}     // left the cache, not yet disconnected
+	draining        map[*tenant]struct{}     // retired records with leases
+	retiredAcquires uint64                   // acquires of tenant records removed
+	budgetUsed      int                      // sockets charged by live clients
+	budgetFreed     chan struct{}            // closed and replaced when budget is freed
 	closed          bool
 	reaping         bool // the idle reaper is running
 
-	creating    singleflight.Group // one client creation per tenant at a time
-	pending     sync.WaitGroup     // one count per retiring tenant, until its Disconnect returns
-	background  sync.WaitGroup     // the idle reaper
-	done        chan struct{}      // closed by Close: stops the reaper
-	closeErrsMu sync.Mutex         // protects closeErrs
-	closeErrs   []error            // Disconnect errors of clients closed by Close
+	pending     sync.WaitGroup // one count per retiring client, until its Disconnect returns
+	background  sync.WaitGroup // the reaper and route refreshes
+	done        chan struct{}  // closed by Close: stops the reaper
+	closeErrsMu sync.Mutex     // protects closeErrs
+	closeErrs   []error        // Disconnect errors of clients closed by Close
 
 	created          atomic.Uint64
 	misses           atomic.Uint64
+	busy             atomic.Uint64
 	evicted          [numCauses]atomic.Uint64
 	disconnects      atomic.Uint64
 	disconnectErrors atomic.Uint64
@@ -63,18 +74,25 @@ func New(uri string, opts ...Option) (*Manager, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	base, err := baseClientOptions(uri, &cfg)
+	def, err := newCluster(uri, &cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &Manager{
-		cfg:      cfg,
-		base:     base,
-		poolSize: *base.MaxPoolSize,
-		epoch:    time.Now(),
-		tenants:  make(map[string]*tenant),
-		retiring: make(map[*tenant]struct{}),
-		done:     make(chan struct{}),
+		cfg:         cfg,
+		def:         def,
+		poolSize:    *def.opts.MaxPoolSize,
+		refreshes:   len(cfg.routers) > 0 && cfg.routeTTL > 0,
+		epoch:       time.Now(),
+		tenants:     make(map[string]*tenant),
+		clients:     make(map[clientKey]*client),
+		clusters:    make(map[string]*cluster),
+		creating:    make(map[clientKey]chan error),
+		resolving:   make(map[string]chan struct{}),
+		retiring:    make(map[*client]struct{}),
+		draining:    make(map[*tenant]struct{}),
+		budgetFreed: make(chan struct{}),
+		done:        make(chan struct{}),
 	}, nil
 }
 
@@ -87,168 +105,262 @@ func (m *Manager) wallTime(clock int64) time.Time { return m.epoch.Add(time.Dura
 // use. A cached tenant costs no network I/O and no exclusive lock. The lease
 // must be released; until then its client stays connected.
 //
-// Errors wrap [ErrInvalidTenant], [ErrClosed], or ctx's error.
+// Errors wrap [ErrInvalidTenant], [ErrTenantBusy], [ErrBudgetExceeded],
+// [ErrClosed], a Router's error, or ctx's error.
 func (m *Manager) Acquire(ctx context.Context, tenantID string) (l *Lease, err error) {
 	// Acquire is small enough to inline, so a lease that does not escape the
 	// caller stays on the caller's stack: no allocation on the hot path.
 	l = new(Lease)
-	err = m.acquireInto(ctx, tenantID, &l)
+	if err = m.acquire(ctx, tenantID, l); err != nil {
+		l = nil
+	}
 	return l, err
 }
 
-// acquireInto leases tenantID's client into *l, or sets *l to nil on error.
-func (m *Manager) acquireInto(ctx context.Context, tenantID string, l **Lease) error {
-	t, err := m.acquire(ctx, tenantID)
-	if err != nil {
-		*l = nil
-		return err
-	}
-	(*l).t = t
-	return nil
-}
-
-// acquire leases tenantID's client: the hot path, then acquireSlow.
-func (m *Manager) acquire(ctx context.Context, tenantID string) (*tenant, error) {
+// acquire leases tenantID's client into l: the hot path, then acquireSlow.
+func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error {
 	m.mu.RLock()
-	t, ok := m.tenants[tenantID]
-	if ok {
+	if t := m.tenants[tenantID]; t != nil && t.c != nil && t.tryEnter() {
 		t.state.Add(1)
 		t.acquires.Add(1)
 		m.mu.RUnlock()
-		return t, nil
+		l.t = t
+		return nil
 	}
 	m.mu.RUnlock()
-	return m.acquireSlow(ctx, tenantID)
+	return m.acquireSlow(ctx, tenantID, l)
 }
 
-// acquireSlow creates tenantID's client or waits for its creation. The
-// creating caller gets its lease under the lock that publishes the client;
-// the others lease through the cache and, if the client was evicted again
-// before they got to it, go round once more.
-func (m *Manager) acquireSlow(ctx context.Context, tenantID string) (*tenant, error) {
-	// Validate only here: a cached ID was valid when its client was created.
-	dbName, err := m.databaseName(tenantID)
-	if err != nil {
-		return nil, err
-	}
+// errStale sends acquireSlow round again: the tenant's record changed while
+// it waited.
+var errStale = errors.New("stale tenant record")
+
+// acquireSlow resolves the tenant's route, takes a bulkhead slot, then
+// leases the tenant's client, creating it if needed.
+func (m *Manager) acquireSlow(ctx context.Context, tenantID string, l *Lease) error {
 	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		t, err := m.tenantRecord(ctx, tenantID)
+		if err != nil {
+			return err
 		}
-		var mine *tenant // set only when this caller runs the creation
-		_, err, _ := m.creating.Do(tenantID, func() (any, error) {
-			t, err := m.create(tenantID, dbName)
-			mine = t
-			return nil, err
-		})
+		if err := t.enter(ctx); err != nil {
+			m.busy.Add(1)
+			return err
+		}
+		err = m.attach(ctx, t)
+		if err == nil {
+			m.misses.Add(1)
+			l.t = t
+			return nil
+		}
+		t.exit()
+		if !errors.Is(err, errStale) {
+			return err
+		}
+	}
+}
+
+// tenantRecord returns tenantID's record, resolving its route if it has
+// none. Concurrent first callers resolve once; each waits with its own ctx.
+func (m *Manager) tenantRecord(ctx context.Context, tenantID string) (*tenant, error) {
+	for {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if t := m.tenants[tenantID]; t != nil {
+			m.mu.Unlock()
+			return t, nil
+		}
+		wait, busy := m.resolving[tenantID]
+		if !busy {
+			wait = make(chan struct{})
+			m.resolving[tenantID] = wait
+		}
+		m.mu.Unlock()
+		if busy {
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		r, key, err := m.resolve(ctx, tenantID)
+		m.mu.Lock()
+		delete(m.resolving, tenantID)
+		close(wait)
+		var t *tenant
+		if err == nil && !m.closed {
+			t = newTenant(tenantID, r, key, m.now())
+			m.tenants[tenantID] = t
+			m.startReaperLocked()
+		}
+		m.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
-		if mine == nil {
-			mine = m.tryLease(tenantID)
+		if t == nil {
+			return nil, ErrClosed
 		}
-		if mine != nil {
-			m.misses.Add(1)
-			return mine, nil
-		}
-	}
-}
-
-func (m *Manager) databaseName(tenantID string) (string, error) {
-	if err := m.cfg.validateTenant(tenantID); err != nil {
-		if !errors.Is(err, ErrInvalidTenant) {
-			err = fmt.Errorf("%w: %w", ErrInvalidTenant, err)
-		}
-		return "", err
-	}
-	name := m.cfg.databaseName(tenantID)
-	if err := checkDatabaseName(name); err != nil {
-		return "", err
-	}
-	return name, nil
-}
-
-// tryLease leases tenantID's cached client, or returns nil if there is none.
-func (m *Manager) tryLease(tenantID string) *tenant {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	t, ok := m.tenants[tenantID]
-	if !ok {
-		return nil
-	}
-	t.state.Add(1)
-	t.acquires.Add(1)
-	return t
-}
-
-// create makes tenantID's client and publishes it holding one lease for the
-// caller. If another caller published it first, create leases that one.
-func (m *Manager) create(tenantID, dbName string) (*tenant, error) {
-	m.mu.RLock()
-	closed := m.closed
-	m.mu.RUnlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if t := m.tryLease(tenantID); t != nil {
 		return t, nil
 	}
-	t := &tenant{m: m, id: tenantID}
-	o := *m.base // a shallow copy: each client gets its own PoolMonitor
-	o.PoolMonitor = t.poolMonitor(m.base.PoolMonitor)
-	client, err := mongo.Connect(&o) // no network I/O: servers are dialled in the background
-	if err != nil {
-		return nil, fmt.Errorf("mongotenant: create client: %w", err)
+}
+
+// attach binds t to its client, creating the client if no tenant has, and
+// takes a lease on t. The caller holds a slot of t's bulkhead. If t left the
+// cache meanwhile (its client was evicted, its route changed), attach
+// returns errStale and the caller starts again.
+func (m *Manager) attach(ctx context.Context, t *tenant) error {
+	for {
+		m.mu.Lock()
+		switch {
+		case m.closed:
+			m.mu.Unlock()
+			return ErrClosed
+		case m.tenants[t.id] != t:
+			m.mu.Unlock()
+			return errStale
+		case t.c == nil:
+			if c := m.clients[t.key]; c != nil {
+				m.bindLocked(t, c)
+			}
+		}
+		if t.c != nil {
+			t.state.Add(1)
+			t.acquires.Add(1)
+			m.mu.Unlock()
+			return nil
+		}
+		result, busy := m.creating[t.key]
+		if !busy {
+			result = make(chan error, 1)
+			m.creating[t.key] = result
+		}
+		m.mu.Unlock()
+		if busy {
+			select {
+			case err := <-result:
+				result <- err // pass it on to the next waiter
+				if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+				continue // created, or the creator gave up on its own ctx: try again
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := m.create(ctx, t)
+		m.mu.Lock()
+		delete(m.creating, t.key)
+		m.mu.Unlock()
+		result <- err
+		if err != nil {
+			return err
+		}
+		// Published with t bound: lease it on the next pass.
 	}
-	t.client, t.db = client, client.Database(dbName)
-	t.created = m.now()
-	t.lastUsed.Store(t.created)
-	t.state.Store(1)
-	t.acquires.Store(1)
+}
+
+// create makes the client for t's key and publishes it with t joined. The
+// caller holds a slot of t's bulkhead, so t cannot be reaped before it leases.
+func (m *Manager) create(ctx context.Context, t *tenant) error {
+	cl, err := m.clusterFor(t.key.cluster)
+	if err != nil {
+		return err
+	}
+	cost := cl.cost(t.key.poolSize)
+	if err := m.reserve(ctx, cost); err != nil {
+		return err
+	}
+	c := &client{m: m, key: t.key, cost: cost, members: make(map[string]*tenant)}
+	o := *cl.opts // a shallow copy: each client gets its own pool size and monitor
+	o.MaxPoolSize = &t.key.poolSize
+	o.PoolMonitor = c.pool.poolMonitor(cl.opts.PoolMonitor)
+	if t.route.Auth != nil {
+		o.Auth = t.route.Auth
+	}
+	mc, err := mongo.Connect(&o) // no network I/O: servers are dialled in the background
+	if err != nil {
+		m.mu.Lock()
+		m.unreserveLocked(cost)
+		m.mu.Unlock()
+		return fmt.Errorf("mongotenant: create client: %w", err)
+	}
+	c.mc = mc
+	c.created = m.now()
 
 	m.mu.Lock()
-	if m.closed {
+	c.refs.Store(1) // cached
+	if m.closed || m.tenants[t.id] != t {
+		stale := !m.closed
+		m.unreserveLocked(cost)
 		m.mu.Unlock()
-		m.dropUnpublished(t)
-		return nil, ErrClosed
-	}
-	var victim *tenant
-	if m.cfg.maxClients > 0 && len(m.tenants) >= m.cfg.maxClients {
-		victim = m.lruVictimLocked()
-		if !m.retireLocked(victim, causeLRU) {
-			victim = nil // still leased: its last Release disconnects it
+		_ = disconnectClient(context.Background(), mc, m.cfg.disconnectTimeout) // never published
+		if stale {
+			return errStale
 		}
+		return ErrClosed
 	}
-	m.tenants[tenantID] = t
+	var victim *client // nil if still leased: its last Release disconnects it
+	if m.cfg.maxClients > 0 && len(m.clients) >= m.cfg.maxClients {
+		victim = m.retireClientLocked(m.lruClientLocked(false), causeLRU)
+	}
+	m.clients[t.key] = c
+	m.bindLocked(t, c)
 	m.startReaperLocked()
 	m.mu.Unlock()
 
 	m.created.Add(1)
-	m.cfg.logger.Debug("mongotenant: client created", "tenant", tenantID, "database", dbName)
+	m.cfg.logger.Debug("mongotenant: client created", "tenant", t.id, "group", t.key.group, "pool", t.key.poolSize)
 	if victim != nil {
 		go m.disconnect(context.Background(), victim)
 	}
-	return t, nil
+	return nil
 }
 
-// dropUnpublished disconnects a client that lost the race with Close. No one
-// else has seen it, so this needs no accounting.
-func (m *Manager) dropUnpublished(t *tenant) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.disconnectTimeout)
-	defer cancel()
-	_ = t.client.Disconnect(ctx) // no connection is checked out: nothing waits on the deadline
+// bindLocked binds unbound t to c for good. The caller holds m.mu.
+func (m *Manager) bindLocked(t *tenant, c *client) {
+	t.c, t.db = c, c.mc.Database(t.route.Database)
+	c.members[t.id] = t
+	c.refs.Add(1)
+}
+
+// clusterFor returns the merged options of the deployment at uri.
+func (m *Manager) clusterFor(uri string) (*cluster, error) {
+	if uri == "" {
+		return m.def, nil
+	}
+	m.mu.RLock()
+	cl := m.clusters[uri]
+	m.mu.RUnlock()
+	if cl != nil {
+		return cl, nil
+	}
+	cl, err := newCluster(uri, &m.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mongotenant: placement: %w", err) // the URI may hold a password: not repeated
+	}
+	m.mu.Lock()
+	if prev := m.clusters[uri]; prev != nil {
+		cl = prev
+	} else {
+		m.clusters[uri] = cl
+	}
+	m.mu.Unlock()
+	return cl, nil
 }
 
 // Do runs fn with tenantID's database under a lease released when fn returns.
 // It returns fn's error, or the error of [Manager.Acquire].
 func (m *Manager) Do(ctx context.Context, tenantID string, fn func(context.Context, *mongo.Database) error) error {
-	t, err := m.acquire(ctx, tenantID)
-	if err != nil {
+	var l Lease
+	if err := m.acquire(ctx, tenantID, &l); err != nil {
 		return err
 	}
-	l := Lease{t: t}
 	defer l.Release()
-	return fn(ctx, t.db)
+	return fn(ctx, l.t.db)
 }
 
 // Database returns tenantID's database under a lease that ends when ctx is
@@ -256,13 +368,12 @@ func (m *Manager) Do(ctx context.Context, tenantID string, fn func(context.Conte
 // as context.Background(), the lease lasts until [Manager.Close]: the client
 // is never reaped, and if evicted it stays connected until Close.
 func (m *Manager) Database(ctx context.Context, tenantID string) (*mongo.Database, error) {
-	t, err := m.acquire(ctx, tenantID)
-	if err != nil {
+	l := new(Lease)
+	if err := m.acquire(ctx, tenantID, l); err != nil {
 		return nil, err
 	}
-	l := &Lease{t: t}
 	context.AfterFunc(ctx, l.Release)
-	return t.db, nil
+	return l.t.db, nil
 }
 
 // Close stops the Manager. It refuses new acquisitions at once (they fail with
@@ -279,16 +390,19 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.closed = true
 	close(m.done)
-	var idle []*tenant
-	for _, t := range m.tenants {
-		if m.retireLocked(t, causeClose) {
-			idle = append(idle, t)
+	var idle []*client
+	for _, c := range m.clients {
+		if d := m.retireClientLocked(c, causeClose); d != nil {
+			idle = append(idle, d)
 		}
+	}
+	for _, t := range m.tenants { // unbound records
+		m.retireRecordLocked(t, causeClose)
 	}
 	m.mu.Unlock()
 
-	for _, t := range idle {
-		go m.disconnect(ctx, t)
+	for _, c := range idle {
+		go m.disconnect(ctx, c)
 	}
 	// Leased clients disconnect on their last Release; wait for that.
 	drained := make(chan struct{})
@@ -299,13 +413,13 @@ func (m *Manager) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("mongotenant: close: leases outstanding: %w", context.Cause(ctx))
 		m.mu.RLock()
-		leased := make([]*tenant, 0, len(m.retiring))
-		for t := range m.retiring {
-			leased = append(leased, t)
+		leased := make([]*client, 0, len(m.retiring))
+		for c := range m.retiring {
+			leased = append(leased, c)
 		}
 		m.mu.RUnlock()
-		for _, t := range leased {
-			go m.disconnect(context.Background(), t)
+		for _, c := range leased {
+			go m.disconnect(context.Background(), c)
 		}
 		<-drained
 	}

@@ -54,6 +54,12 @@ type config struct {
 	logger            *slog.Logger
 	logTenantIDs      bool
 	disconnectTimeout time.Duration
+	maxLeases         int
+	routers           []Router
+	routeTTL          time.Duration
+	budget            int
+	budgetPolicy      BudgetPolicy
+	nodes             int
 }
 
 func defaultConfig() config {
@@ -64,6 +70,7 @@ func defaultConfig() config {
 		validateTenant:    ValidateTenantID,
 		logger:            slog.New(slog.DiscardHandler),
 		disconnectTimeout: DefaultDisconnectTimeout,
+		routeTTL:          DefaultRouteTTL,
 	}
 }
 
@@ -79,6 +86,19 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithDatabaseName(nil)", ErrInvalidOption)
 	case c.validateTenant == nil:
 		return fmt.Errorf("%w: WithTenantValidator(nil)", ErrInvalidOption)
+	case c.maxLeases < 0:
+		return fmt.Errorf("%w: WithMaxLeases(%d): must be >= 0", ErrInvalidOption, c.maxLeases)
+	case c.routeTTL < 0:
+		return fmt.Errorf("%w: WithRouteTTL(%v): must be >= 0", ErrInvalidOption, c.routeTTL)
+	case c.budget < 0 || c.nodes < 0:
+		return fmt.Errorf("%w: WithConnectionBudget(%d), WithNodes(%d): must be >= 0", ErrInvalidOption, c.budget, c.nodes)
+	case c.budgetPolicy != BudgetWait && c.budgetPolicy != BudgetFailFast:
+		return fmt.Errorf("%w: unknown BudgetPolicy %d", ErrInvalidOption, c.budgetPolicy)
+	}
+	for _, r := range c.routers {
+		if r == nil {
+			return fmt.Errorf("%w: nil Router", ErrInvalidOption)
+		}
 	}
 	return nil
 }
@@ -88,8 +108,16 @@ func (c *config) validate() error {
 // [DefaultMaxClients]. See [Manager] for when leased clients exceed the cap.
 func WithMaxClients(n int) Option { return func(c *config) { c.maxClients = n } }
 
-// WithIdleTimeout disconnects a client that has had no lease for d. 0
-// disables idle reaping. Default [DefaultIdleTimeout].
+// WithMaxLeases caps every tenant's concurrent leases, its bulkhead: a
+// tenant at the cap waits in Acquire until one of its leases is released or
+// ctx ends, then fails with [ErrTenantBusy]. It keeps one tenant from taking
+// a shared client's whole pool. 0 means no cap (default); tiers can set
+// their own ([Tier.MaxLeases]).
+func WithMaxLeases(n int) Option { return func(c *config) { c.maxLeases = n } }
+
+// WithIdleTimeout forgets a tenant that has had no lease for d, and
+// disconnects a client once all its tenants are forgotten. 0 disables idle
+// reaping. Default [DefaultIdleTimeout].
 func WithIdleTimeout(d time.Duration) Option { return func(c *config) { c.idleTimeout = d } }
 
 // WithPoolSize sets each tenant client's maxPoolSize, overriding a

@@ -1,86 +1,88 @@
 package mongotenant
 
 import (
+	"context"
+	"fmt"
 	"sync/atomic"
 
-	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// retiredBit marks a tenant that has left the cache. The low bits of
-// tenant.state count its leases, so one atomic add tells Release whether it
-// ended the last lease of a retired client.
-const retiredBit int64 = 1 << 62
-
-// tenant is one cached client and its accounting. Fields without a comment
-// are set once, before the tenant is published in the Manager's map.
+// tenant is a tenant's record: its route, and once bound, its client and
+// database, which never change. When the client is evicted or the route
+// changes, the record is retired and an unbound copy takes its place, sharing
+// its bulkhead so that every lease of the tenant counts against one limit.
 type tenant struct {
-	m       *Manager
-	id      string
-	client  *mongo.Client
-	db      *mongo.Database
-	created int64 // Manager clock, ns
+	id    string
+	route Route
+	key   clientKey
+	sem   chan struct{} // bulkhead: one slot per lease; nil when MaxLeases is 0
 
-	state    atomic.Int64  // lease count | retiredBit
-	closing  atomic.Bool   // set by whoever disconnects the client, exactly once
-	lastUsed atomic.Int64  // Manager clock, ns: creation, then each Release
-	acquires atomic.Uint64 // leases granted; incremented under Manager.mu.RLock
-	pool     poolCounters
-	cause    cause // why it left the cache; written under Manager.mu before retiredBit is set
+	c  *client         // set once under Manager.mu by bindLocked; nil while unbound
+	db *mongo.Database // set with c
+
+	// The counters below are written by every lease. Reading the fields
+	// above from a line another core is writing would cost the hot path a
+	// second cache transfer, so they live on lines of their own.
+	_ [64]byte
+
+	state      atomic.Int64  // lease count | retiredBit
+	acquires   atomic.Uint64 // leases granted
+	lastUsed   atomic.Int64  // Manager clock, ns: creation, then each Release
+	routed     atomic.Int64  // Manager clock when the route was last confirmed
+	refreshing atomic.Bool   // a background route refresh is under way
+}
+
+func newTenant(id string, r Route, key clientKey, now int64) *tenant {
+	t := &tenant{id: id, route: r, key: key}
+	if r.MaxLeases > 0 {
+		t.sem = make(chan struct{}, r.MaxLeases)
+	}
+	t.lastUsed.Store(now)
+	t.routed.Store(now)
+	return t
+}
+
+// unbound returns a fresh record with t's route and bulkhead, to take t's
+// place when its client goes.
+func (t *tenant) unbound() *tenant {
+	n := &tenant{id: t.id, route: t.route, key: t.key, sem: t.sem}
+	n.lastUsed.Store(t.lastUsed.Load())
+	n.routed.Store(t.routed.Load())
+	return n
 }
 
 func (t *tenant) leases() int { return int(t.state.Load() &^ retiredBit) }
 
-// poolCounters is fed by the driver's PoolMonitor. The callbacks run
-// synchronously on driver goroutines, so they only touch atomics.
-type poolCounters struct {
-	open        atomic.Int64
-	inUse       atomic.Int64
-	checkOuts   atomic.Uint64
-	checkFails  atomic.Uint64
-	waitTotal   atomic.Int64 // ns
-	waitMax     atomic.Int64 // ns
-	poolCleared atomic.Uint64
-}
-
-func (p *poolCounters) observe(e *event.PoolEvent) {
-	switch e.Type {
-	case event.ConnectionCreated:
-		p.open.Add(1)
-	case event.ConnectionClosed:
-		p.open.Add(-1)
-	case event.ConnectionCheckedOut:
-		p.inUse.Add(1)
-		p.checkOuts.Add(1)
-		p.wait(e)
-	case event.ConnectionCheckedIn:
-		p.inUse.Add(-1)
-	case event.ConnectionCheckOutFailed:
-		p.checkFails.Add(1)
-		p.wait(e)
-	case event.ConnectionPoolCleared:
-		p.poolCleared.Add(1)
+// tryEnter takes a bulkhead slot without waiting.
+func (t *tenant) tryEnter() bool {
+	if t.sem == nil {
+		return true
+	}
+	select {
+	case t.sem <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 
-func (p *poolCounters) wait(e *event.PoolEvent) {
-	d := int64(e.Duration)
-	p.waitTotal.Add(d)
-	for {
-		m := p.waitMax.Load()
-		if d <= m || p.waitMax.CompareAndSwap(m, d) {
-			return
-		}
+// enter takes a bulkhead slot, waiting until ctx is done.
+func (t *tenant) enter(ctx context.Context) error {
+	if t.tryEnter() {
+		return nil
+	}
+	select {
+	case t.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %d leases in use: %w", ErrTenantBusy, cap(t.sem), context.Cause(ctx))
 	}
 }
 
-// poolMonitor feeds t's counters and then the user's monitor, if any.
-func (t *tenant) poolMonitor(user *event.PoolMonitor) *event.PoolMonitor {
-	if user == nil || user.Event == nil {
-		return &event.PoolMonitor{Event: t.pool.observe}
+// exit gives the slot back.
+func (t *tenant) exit() {
+	if t.sem != nil {
+		<-t.sem
 	}
-	return &event.PoolMonitor{Event: func(e *event.PoolEvent) {
-		t.pool.observe(e)
-		user.Event(e)
-	}}
 }

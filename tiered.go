@@ -1,0 +1,68 @@
+package mongotenant
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// A Tier sets the pool size and bulkhead of the tenants in it.
+type Tier struct {
+	PoolSize  uint64 // maxPoolSize of the tenant's client; 0 keeps the Manager's
+	MaxLeases int    // concurrent leases per tenant; 0 keeps the Manager's (WithMaxLeases)
+}
+
+// DefaultTiers are the reference design's pool sizes. They set no
+// bulkheads; add MaxLeases where tenants share clients.
+func DefaultTiers() map[string]Tier {
+	return map[string]Tier{
+		"free":       {PoolSize: 3},
+		"basic":      {PoolSize: 5},
+		"premium":    {PoolSize: 10},
+		"enterprise": {PoolSize: 20},
+	}
+}
+
+// DefaultRouteTTL is how long a resolved route, and so a tenant's tier, is
+// trusted before it is resolved again.
+const DefaultRouteTTL = 5 * time.Minute
+
+// WithTiers sizes tenants by tier. tierOf is the application's lookup (a
+// billing table, say); its answer is cached for the route TTL
+// ([WithRouteTTL]), then looked up again in the background while the old
+// answer keeps serving. An unknown tier fails the Acquire. A tier change
+// moves the tenant to a client of the new pool size; leases on the old
+// client finish first. tiers nil means [DefaultTiers].
+func WithTiers(tierOf func(ctx context.Context, tenantID string) (string, error), tiers map[string]Tier) Option {
+	if tiers == nil {
+		tiers = DefaultTiers()
+	}
+	table := make(map[string]Tier, len(tiers)) // a copy: the caller's map may change
+	for k, v := range tiers {
+		table[k] = v
+	}
+	return WithRouter(func(ctx context.Context, id string, r *Route) error {
+		name, err := tierOf(ctx, id)
+		if err != nil {
+			return fmt.Errorf("tier lookup: %w", err)
+		}
+		tier, ok := table[name]
+		if !ok {
+			return fmt.Errorf("unknown tier %q", name)
+		}
+		r.Tier = name
+		if tier.PoolSize > 0 {
+			r.PoolSize = tier.PoolSize
+		}
+		if tier.MaxLeases > 0 {
+			r.MaxLeases = tier.MaxLeases
+		}
+		return nil
+	})
+}
+
+// WithRouteTTL sets how long a tenant's route is cached before it is
+// resolved again in the background. 0 caches until [Manager.Refresh] or
+// eviction. Default [DefaultRouteTTL]; it matters only with routers whose
+// answers change, such as tiers or placement.
+func WithRouteTTL(d time.Duration) Option { return func(c *config) { c.routeTTL = d } }
