@@ -3,6 +3,7 @@ package mongotenant
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -59,6 +60,10 @@ func newCluster(uri string, cfg *config) (*cluster, error) {
 
 func (cl *cluster) cost(poolSize uint64) int { return cl.nodes * (cl.monitor + int(poolSize)) }
 
+// budgetRecheck is how often a caller waiting for budget looks for clients
+// that became idle. Release does not signal it: that would cost every lease.
+const budgetRecheck = 5 * time.Millisecond
+
 // reserve charges cost sockets to the budget for a client about to be
 // created, closing idle clients to make room, then waiting or failing as
 // the policy says.
@@ -105,11 +110,15 @@ func (m *Manager) reserve(ctx context.Context, cost int) error {
 		if !fits && m.cfg.budgetPolicy == BudgetFailFast {
 			return fmt.Errorf("%w: %d of %d sockets held by leased clients", ErrBudgetExceeded, used, limit)
 		}
+		recheck := time.NewTimer(budgetRecheck)
 		select {
 		case <-freed:
+		case <-recheck.C: // a Release may have left a client idle, and so evictable
 		case <-ctx.Done():
+			recheck.Stop()
 			return fmt.Errorf("%w: waited for %d sockets: %w", ErrBudgetExceeded, cost, context.Cause(ctx))
 		}
+		recheck.Stop()
 	}
 }
 

@@ -184,7 +184,7 @@ func (m *Manager) tenantRecord(ctx context.Context, tenantID string) (*tenant, e
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("mongotenant: waiting for the tenant's route: %w", context.Cause(ctx))
 			}
 		}
 		r, key, err := m.resolve(ctx, tenantID)
@@ -248,7 +248,7 @@ func (m *Manager) attach(ctx context.Context, t *tenant) error {
 				}
 				continue // created, or the creator gave up on its own ctx: try again
 			case <-ctx.Done():
-				return ctx.Err()
+				return fmt.Errorf("mongotenant: waiting for the tenant's client: %w", context.Cause(ctx))
 			}
 		}
 		err := m.create(ctx, t)
