@@ -98,8 +98,10 @@ func (m *Manager) reserve(ctx context.Context, cost int) error {
 			if v == nil {
 				break
 			}
-			victims = append(victims, m.retireClientLocked(v, causeBudget))
-			freeing += v.cost
+			if d := m.retireClientLocked(v, causeBudget); d != nil { // unleased, so always
+				victims = append(victims, d)
+				freeing += d.cost
+			}
 		}
 		fits := m.budgetUsed-freeing+cost <= limit
 		used, freed := m.budgetUsed, m.budgetFreed
