@@ -49,6 +49,31 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	}
 }
 
+// BenchmarkAcquireReleaseBulkhead adds a bulkhead (a channel send and
+// receive) and a shared client to the hot path.
+func BenchmarkAcquireReleaseBulkhead(b *testing.B) {
+	m := newManager(b, mongotenant.WithMaxLeases(64), mongotenant.WithStrategy(mongotenant.Shared()))
+	ctx := context.Background()
+	ids := make([]string, 100)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("tenant-%d", i)
+		acquire(b, m, ids[i]).Release()
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			l, err := m.Acquire(ctx, ids[i%len(ids)])
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			l.Release()
+			i++
+		}
+	})
+}
+
 func BenchmarkDo(b *testing.B) {
 	m := newManager(b)
 	ctx := context.Background()

@@ -26,12 +26,23 @@
 //
 // # Eviction
 //
-// A client leaves the cache when the LRU cap needs room (least recently used
-// unleased client first), when it has had no lease for the idle timeout, when
-// the application calls [Manager.Evict], or at [Manager.Close]. It leaves the
-// cache at once, so the tenant's next Acquire builds a fresh client, but it is
-// disconnected only after its last lease is released. Disconnect never runs
-// under a Manager lock.
+// A client leaves the cache when the LRU cap or the connection budget needs
+// room (least recently used unleased client first), when all its tenants
+// have been idle for the idle timeout, when its last tenant is evicted
+// ([Manager.Evict]) or moves to another route, or at [Manager.Close]. It
+// leaves the cache at once, so the tenant's next Acquire binds to a fresh
+// client, but it is disconnected only after its last lease is released.
+// Disconnect never runs under a Manager lock.
+//
+// # Strategies, tiers and limits
+//
+// A [Router] chain decides each tenant's [Route]: which client it shares
+// ([WithStrategy]: [Dedicated], [Grouped], [Shared]), its pool size and
+// lease limit ([WithTiers], [WithMaxLeases]), its deployment
+// ([WithPlacement]) and credentials ([WithTenantAuth]). Routes are cached
+// and refreshed after [WithRouteTTL] or by [Manager.Refresh].
+// [WithConnectionBudget] caps the sockets all clients may hold, and
+// [PlanCapacity] sizes all of this from a server's connection limit.
 //
 // # Tenant IDs
 //

@@ -67,3 +67,58 @@ func ExampleValidateTenantID() {
 	// "../admin" valid=false invalid-tenant=true
 	// "" valid=false invalid-tenant=true
 }
+
+func ExampleGroupOf() {
+	// The same in every process and release: safe to persist or log.
+	for _, id := range []string{"alice", "bob", "carol"} {
+		fmt.Println(id, "-> group", mongotenant.GroupOf(id, 8))
+	}
+	// Output:
+	// alice -> group 4
+	// bob -> group 2
+	// carol -> group 7
+}
+
+func ExampleWithStrategy() {
+	m, err := mongotenant.New("mongodb://127.0.0.1:27017/",
+		mongotenant.WithStrategy(mongotenant.Shared()),
+		mongotenant.WithMaxLeases(8)) // no tenant may hold more than 8 leases of the shared pool
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close(context.Background())
+	for _, id := range []string{"alice", "bob", "carol"} {
+		err := m.Do(context.Background(), id, func(ctx context.Context, db *mongo.Database) error { return nil })
+		if err != nil {
+			panic(err)
+		}
+	}
+	s := m.Stats()
+	fmt.Printf("tenants=%d clients=%d\n", s.Tenants, s.Clients)
+	// Output:
+	// tenants=3 clients=1
+}
+
+func ExampleWithTiers() {
+	plans := map[string]string{"acme": "enterprise", "tiny": "free"} // the app's billing data
+	m, err := mongotenant.New("mongodb://127.0.0.1:27017/",
+		mongotenant.WithTiers(func(ctx context.Context, tenantID string) (string, error) {
+			return plans[tenantID], nil
+		}, nil)) // nil: free 3, basic 5, premium 10, enterprise 20
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close(context.Background())
+	for _, id := range []string{"acme", "tiny"} {
+		l, err := m.Acquire(context.Background(), id)
+		if err != nil {
+			panic(err)
+		}
+		l.Release()
+		s, _ := m.TenantStats(id)
+		fmt.Printf("%s: %s, pool %d\n", id, s.Tier, s.PoolSize)
+	}
+	// Output:
+	// acme: enterprise, pool 20
+	// tiny: free, pool 3
+}
