@@ -49,14 +49,7 @@ func TestBudgetWithAllLeased(t *testing.T) {
 				require.NotErrorIs(t, err, context.DeadlineExceeded, "fail fast does not wait for ctx")
 			}
 			if tc.policy == mongotenant.BudgetWait { // a release lets a waiter in
-				got := make(chan error, 1)
-				go func() {
-					l, err := m.Acquire(context.Background(), "d")
-					if err == nil {
-						l.Release()
-					}
-					got <- err
-				}()
+				got := acquireLater(m, "d")
 				held[0].Release()
 				require.NoError(t, <-got)
 				held = held[1:]

@@ -31,14 +31,7 @@ func TestBulkheadRefusesAtItsDeadline(t *testing.T) {
 			other := acquire(t, m, "quiet") // other tenants are unaffected
 			other.Release()
 
-			got := make(chan error, 1)
-			go func() {
-				l, err := m.Acquire(context.Background(), "noisy")
-				if err == nil {
-					l.Release()
-				}
-				got <- err
-			}()
+			got := acquireLater(m, "noisy")
 			l1.Release() // frees a slot for the waiter
 			require.NoError(t, <-got)
 			l2.Release()

@@ -45,3 +45,18 @@ func acquire(t testing.TB, m *mongotenant.Manager, id string) *mongotenant.Lease
 	require.NoError(t, err)
 	return l
 }
+
+// acquireLater acquires and releases tenantID in a goroutine, with no
+// deadline, and reports the error: for tests that free a slot and expect
+// a waiter to get in.
+func acquireLater(m *mongotenant.Manager, tenantID string) <-chan error {
+	got := make(chan error, 1)
+	go func() {
+		l, err := m.Acquire(context.Background(), tenantID)
+		if err == nil {
+			l.Release()
+		}
+		got <- err
+	}()
+	return got
+}

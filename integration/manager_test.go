@@ -24,13 +24,25 @@ import (
 func setup(t *testing.T, opts ...mongotenant.Option) (*mongotenant.Manager, *mongo.Client) {
 	t.Helper()
 	uri := mongotest.URI(t)
+	return newManager(t, uri, opts...), connect(t, uri)
+}
+
+// newManager returns a Manager on uri, closed at the end of the test.
+func newManager(t *testing.T, uri string, opts ...mongotenant.Option) *mongotenant.Manager {
+	t.Helper()
 	m, err := mongotenant.New(uri, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, m.Close(context.Background())) })
-	raw, err := mongo.Connect(options.Client().ApplyURI(uri))
+	return m
+}
+
+// connect returns a plain client on uri, disconnected at the end of the test.
+func connect(t *testing.T, uri string) *mongo.Client {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI(uri))
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, raw.Disconnect(context.Background())) })
-	return m, raw
+	t.Cleanup(func() { assert.NoError(t, c.Disconnect(context.Background())) })
+	return c
 }
 
 // waitFor polls cond until it holds, failing the test after 30 s.

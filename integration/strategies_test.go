@@ -19,27 +19,17 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-func connect(t *testing.T, uri string) *mongo.Client {
-	t.Helper()
-	c, err := mongo.Connect(options.Client().ApplyURI(uri))
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, c.Disconnect(context.Background())) })
-	return c
-}
-
 // TestPlacementAcrossTwoServers: tenants whose IDs start with "eu-" live on
 // a second deployment; each tenant's writes land on its own server only.
 func TestPlacementAcrossTwoServers(t *testing.T) {
 	us, eu := mongotest.URI(t), mongotest.URI(t)
 	require.NotEqual(t, us, eu)
-	m, err := mongotenant.New(us, mongotenant.WithPlacement(func(_ context.Context, id string) (string, error) {
+	m := newManager(t, us, mongotenant.WithPlacement(func(_ context.Context, id string) (string, error) {
 		if strings.HasPrefix(id, "eu-") {
 			return eu, nil
 		}
 		return "", nil // the Manager's own URI
 	}))
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, m.Close(context.Background())) })
 
 	ctx := context.Background()
 	tenants := []string{"us-1", "us-2", "eu-1", "eu-2"}
