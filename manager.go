@@ -39,6 +39,8 @@ type Manager struct {
 	clients         map[clientKey]*client
 	clusters        map[string]*cluster      // by URI, besides def
 	creating        map[clientKey]chan error // client creations under way; each channel gets one result
+	initialized     map[string]struct{}      // tenants whose init hook ran; nil without WithInit
+	initializing    map[string]chan struct{} // init hooks under way, by tenant
 	resolving       map[string]chan struct{} // route resolutions under way, by tenant
 	retiring        map[*client]struct{}     // left the cache, not yet disconnected
 	draining        map[*tenant]struct{}     // retired records with leases
@@ -78,7 +80,7 @@ func New(uri string, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{
+	m := &Manager{
 		cfg:         cfg,
 		def:         def,
 		poolSize:    *def.opts.MaxPoolSize,
@@ -93,7 +95,22 @@ func New(uri string, opts ...Option) (*Manager, error) {
 		draining:    make(map[*tenant]struct{}),
 		budgetFreed: make(chan struct{}),
 		done:        make(chan struct{}),
-	}, nil
+	}
+	if cfg.init != nil {
+		m.initialized = make(map[string]struct{})
+		m.initializing = make(map[string]chan struct{})
+	}
+	return m, nil
+}
+
+// newTenantLocked makes a record for a resolved route. It is ready for the
+// hot path unless an init hook has yet to run for the tenant. The caller
+// holds m.mu.
+func (m *Manager) newTenantLocked(id string, r Route, key clientKey) *tenant {
+	t := newTenant(id, r, key, m.now())
+	_, done := m.initialized[id]
+	t.ready = m.cfg.init == nil || done
+	return t
 }
 
 // now reads the Manager clock: monotonic nanoseconds since New.
@@ -120,7 +137,7 @@ func (m *Manager) Acquire(ctx context.Context, tenantID string) (l *Lease, err e
 // acquire leases tenantID's client into l: the hot path, then acquireSlow.
 func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error {
 	m.mu.RLock()
-	if t := m.tenants[tenantID]; t != nil && t.c != nil && t.tryEnter() {
+	if t := m.tenants[tenantID]; t != nil && t.ready && t.c != nil && t.tryEnter() {
 		t.state.Add(1)
 		t.acquires.Add(1)
 		m.mu.RUnlock()
@@ -148,6 +165,12 @@ func (m *Manager) acquireSlow(ctx context.Context, tenantID string, l *Lease) er
 			return err
 		}
 		err = m.attach(ctx, t)
+		if err == nil && m.cfg.init != nil {
+			if err = m.initialize(ctx, t); err != nil {
+				(&Lease{t: t}).Release()
+				return err
+			}
+		}
 		if err == nil {
 			m.misses.Add(1)
 			l.t = t
@@ -193,7 +216,7 @@ func (m *Manager) tenantRecord(ctx context.Context, tenantID string) (*tenant, e
 		close(wait)
 		var t *tenant
 		if err == nil && !m.closed {
-			t = newTenant(tenantID, r, key, m.now())
+			t = m.newTenantLocked(tenantID, r, key)
 			m.tenants[tenantID] = t
 			m.startReaperLocked()
 		}

@@ -1,10 +1,12 @@
 package mongotenant
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -60,6 +62,7 @@ type config struct {
 	budget            int
 	budgetPolicy      BudgetPolicy
 	nodes             int
+	init              func(ctx context.Context, tenantID string, db *mongo.Database) error
 }
 
 func defaultConfig() config {

@@ -130,7 +130,7 @@ func (m *Manager) Refresh(ctx context.Context, tenantID string) error {
 		m.mu.Unlock()
 		return nil
 	}
-	t := newTenant(tenantID, r, key, m.now())
+	t := m.newTenantLocked(tenantID, r, key)
 	if old.route.MaxLeases == r.MaxLeases {
 		t.sem = old.sem // the same bulkhead counts leases from before the change
 	}

@@ -18,8 +18,9 @@ type tenant struct {
 	key   clientKey
 	sem   chan struct{} // bulkhead: one slot per lease; nil when MaxLeases is 0
 
-	c  *client         // set once under Manager.mu by bindLocked; nil while unbound
-	db *mongo.Database // set with c
+	c     *client         // set once under Manager.mu by bindLocked; nil while unbound
+	db    *mongo.Database // set with c
+	ready bool            // the tenant's init hook has run; protected by Manager.mu
 
 	// The counters below are written by every lease. Reading the fields
 	// above from a line another core is writing would cost the hot path a
@@ -46,7 +47,7 @@ func newTenant(id string, r Route, key clientKey, now int64) *tenant {
 // unbound returns a fresh record with t's route and bulkhead, to take t's
 // place when its client goes.
 func (t *tenant) unbound() *tenant {
-	n := &tenant{id: t.id, route: t.route, key: t.key, sem: t.sem}
+	n := &tenant{id: t.id, route: t.route, key: t.key, sem: t.sem, ready: t.ready}
 	n.lastUsed.Store(t.lastUsed.Load())
 	n.routed.Store(t.routed.Load())
 	return n
