@@ -98,3 +98,18 @@ func BenchmarkStats(b *testing.B) {
 }
 
 var noop = func(context.Context, *mongo.Database) error { return nil }
+
+// BenchmarkGroupOf is the routing cost Grouped(n) adds to a tenant's first
+// Acquire (routes are cached after that).
+func BenchmarkGroupOf(b *testing.B) {
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("tenant-%d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		_ = mongotenant.GroupOf(ids[i%len(ids)], 64)
+		i++
+	}
+}
