@@ -122,8 +122,14 @@ func (m *Manager) wallTime(clock int64) time.Time { return m.epoch.Add(time.Dura
 // use. A cached tenant costs no network I/O and no exclusive lock. The lease
 // must be released; until then its client stays connected.
 //
+// ctx bounds only the wait for the lease (a busy tenant, the budget, a
+// client being created); the lease outlives it. To wait briefly for a busy
+// tenant and then do longer work, acquire with a short ctx.
+//
 // Errors wrap [ErrInvalidTenant], [ErrTenantBusy], [ErrBudgetExceeded],
-// [ErrClosed], a Router's error, or ctx's error.
+// [ErrClosed], a Router's error, or ctx's error. An error from waiting also
+// wraps ctx's error, so errors.Is(err, context.Canceled) tells a caller that
+// gave up from one that timed out.
 func (m *Manager) Acquire(ctx context.Context, tenantID string) (l *Lease, err error) {
 	// Acquire is small enough to inline, so a lease that does not escape the
 	// caller stays on the caller's stack: no allocation on the hot path.
