@@ -35,6 +35,7 @@ func (m *Manager) Evict(ctx context.Context, tenantID string) error {
 	m.mu.Lock()
 	t := m.tenants[tenantID]
 	closed := m.closed
+	bound := t != nil && t.c != nil
 	var idle *client
 	if t != nil {
 		if t.leases() > 0 {
@@ -46,7 +47,7 @@ func (m *Manager) Evict(ctx context.Context, tenantID string) error {
 	switch {
 	case idle != nil:
 		return m.disconnect(ctx, idle)
-	case t != nil:
+	case bound:
 		return nil
 	case closed:
 		return ErrClosed
@@ -85,9 +86,8 @@ func (m *Manager) retireRecordLocked(t *tenant, why cause) (disconnect *client) 
 	return disconnect
 }
 
-// retireClientLocked takes c out of the cache. Its records give way to
-// unbound copies (none once the Manager is closed), so its tenants bind to a
-// new client at their next Acquire without resolving their routes again.
+// retireClientLocked takes c out of the cache with its records; leased
+// records give way to unbound copies that keep their bulkheads.
 // It returns c if no lease holds it, for the caller to disconnect after
 // unlocking m.mu; otherwise the last Release does. The caller holds m.mu.
 func (m *Manager) retireClientLocked(c *client, why cause) (disconnect *client) {
@@ -97,7 +97,10 @@ func (m *Manager) retireClientLocked(c *client, why cause) (disconnect *client) 
 	m.evicted[why].Add(1)
 	c.cause = why
 	for _, t := range c.members {
-		if m.tenants[t.id] == t && !m.closed {
+		// A leased record gets an unbound successor, so its bulkhead keeps
+		// counting the live leases; an unleased one just goes, so records
+		// stay bounded by clients and leases, not by tenants seen.
+		if m.tenants[t.id] == t && t.leases() > 0 && !m.closed {
 			m.tenants[t.id] = t.unbound()
 		}
 		m.retireRecordLocked(t, why) // cannot retire c again: it left m.clients

@@ -285,15 +285,13 @@ func (m *Manager) attach(ctx context.Context, t *tenant) error {
 		delete(m.creating, t.key)
 		m.mu.Unlock()
 		result <- err
-		if err != nil {
-			return err
-		}
-		// Published with t bound: lease it on the next pass.
+		return err // on success t is bound and leased
 	}
 }
 
-// create makes the client for t's key and publishes it with t joined. The
-// caller holds a slot of t's bulkhead, so t cannot be reaped before it leases.
+// create makes the client for t's key and publishes it with t bound and
+// leased for the caller, under one lock: published unleased, the new client
+// would be the idle LRU victim of the next creation at the cap.
 func (m *Manager) create(ctx context.Context, t *tenant) error {
 	cl, err := m.clusterFor(t.key.cluster)
 	if err != nil {
@@ -338,6 +336,8 @@ func (m *Manager) create(ctx context.Context, t *tenant) error {
 	}
 	m.clients[t.key] = c
 	m.bindLocked(t, c)
+	t.state.Add(1)
+	t.acquires.Add(1)
 	m.startReaperLocked()
 	m.mu.Unlock()
 

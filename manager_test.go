@@ -363,3 +363,19 @@ func TestConcurrentChurn(t *testing.T) {
 	t.Logf("acquired %d, created %d, evicted lru %d idle %d app %d close %d",
 		acquired.Load(), s.Created, s.EvictedLRU, s.EvictedIdle, s.EvictedByApp, s.EvictedClose)
 }
+
+// TestRecordsStayBoundedByClients: cycling 200 tenants through two clients
+// leaves records for the cached clients only, not for every tenant seen.
+func TestRecordsStayBoundedByClients(t *testing.T) {
+	m := newManager(t, mongotenant.WithMaxClients(2))
+	for i := range 200 {
+		acquire(t, m, fmt.Sprintf("t%d", i)).Release()
+	}
+	s := m.Stats()
+	assert.Equal(t, 2, s.Clients)
+	assert.Equal(t, 2, s.Tenants)
+
+	// A tenant whose client the LRU evicted has no client to evict.
+	assert.ErrorIs(t, m.Evict(context.Background(), "t0"), mongotenant.ErrTenantNotFound)
+	assert.NoError(t, m.Evict(context.Background(), "t199"))
+}
