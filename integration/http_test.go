@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -246,4 +247,71 @@ func TestHTTPStatuses(t *testing.T) {
 		assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 		assert.JSONEq(t, `{"error":"service unavailable"}`, string(body))
 	})
+}
+
+// TestHTTPAuthAndBudget: tenants named by a verified bearer token, against a
+// real server: a forged token gets 401, and with a budget that fits one
+// client, a second tenant gets 503 while the first holds its lease.
+func TestHTTPAuthAndBudget(t *testing.T) {
+	const budget = 1 * (1 + 2) // one node, poll monitoring, pool 2: one client
+	m, raw := setup(t, mongotenant.WithPoolSize(2),
+		mongotenant.WithConnectionBudget(budget, mongotenant.BudgetFailFast))
+	verify := func(_ context.Context, token string) (map[string]any, error) {
+		tenant, ok := strings.CutPrefix(token, "signed:")
+		if !ok {
+			return nil, errors.New("bad signature")
+		}
+		return map[string]any{"tenant": tenant}, nil
+	}
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			entered <- struct{}{}
+			<-release
+			return
+		}
+		insertPost(w, r)
+	})
+	srv := httptest.NewServer(tenanthttp.Middleware(m, tenanthttp.BearerClaim(verify, "tenant"))(handler))
+	t.Cleanup(srv.Close)
+	t.Cleanup(unblock)
+	c := srv.Client()
+	do := func(path, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+
+	status, body := do("/", "signed:one")
+	require.Equal(t, http.StatusOK, status, body)
+	status, body = do("/", "forged:one")
+	assert.Equal(t, http.StatusUnauthorized, status, body)
+	assert.JSONEq(t, `{"error":"unauthenticated"}`, body)
+
+	held := make(chan int, 1)
+	go func() {
+		status, _ := do("/hold", "signed:one")
+		held <- status
+	}()
+	<-entered
+	status, body = do("/", "signed:two")
+	assert.Equal(t, http.StatusServiceUnavailable, status, body)
+	unblock()
+	assert.Equal(t, http.StatusOK, <-held)
+
+	status, body = do("/", "signed:two") // one is idle now: evicted to make room
+	assert.Equal(t, http.StatusOK, status, body)
+	s := m.Stats()
+	assert.LessOrEqual(t, s.BudgetUsed, budget)
+	assert.Equal(t, uint64(1), s.EvictedBudget)
+	n, err := raw.Database("user_two_db").Collection("posts").CountDocuments(context.Background(), bson.D{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
 }
