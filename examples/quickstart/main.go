@@ -10,29 +10,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
-	"os"
-	"time"
 
 	"github.com/mongotenant/mongotenant"
-	"github.com/mongotenant/mongotenant/mongotest"
+	"github.com/mongotenant/mongotenant/examples/internal/example"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-func main() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, err := mongotest.Start(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Close()
-	fmt.Fprintf(os.Stderr, "server: %s backend\n", srv.Backend())
-	if err := run(ctx, os.Stdout, srv.URI()); err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { example.Main(run) }
 
 func run(ctx context.Context, w io.Writer, uri string) error {
 	// Two clients at most: the third tenant evicts the least recently used.

@@ -14,32 +14,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
-	"os"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/mongotenant/mongotenant"
-	"github.com/mongotenant/mongotenant/mongotest"
+	"github.com/mongotenant/mongotenant/examples/internal/example"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-func main() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, err := mongotest.Start(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Close()
-	fmt.Fprintf(os.Stderr, "server: %s backend\n", srv.Backend())
-	if err := run(ctx, os.Stdout, srv.URI()); err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { example.Main(run) }
 
 // plans is the billing table: company → tier. A real service would look the
 // company up in its own database.
