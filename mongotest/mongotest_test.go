@@ -222,3 +222,35 @@ func Example() {
 	fmt.Println(n)
 	// Output: 1
 }
+
+// TestProxyAddsLatency: a ping through the proxy takes at least the
+// latency set, connections are counted, and Close leaves nothing running.
+func TestProxyAddsLatency(t *testing.T) {
+	srv := embedded(t)
+	p, err := mongotest.NewProxy(srv.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := connect(t, p.URI())
+	if err := c.Ping(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	p.SetLatency(30 * time.Millisecond)
+	start := time.Now()
+	if err := c.Ping(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 30*time.Millisecond {
+		t.Errorf("ping through a 30 ms proxy took %v", took)
+	}
+	if p.Opened() < 1 {
+		t.Errorf("Opened() = %d", p.Opened())
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(context.Background(), nil); err == nil {
+		t.Error("ping succeeded through a closed proxy")
+	}
+}

@@ -1,0 +1,98 @@
+// Command mongotenant-bench measures the Manager against a real server: its
+// overhead over a plain client, the strategies under injected latency, a
+// noisy neighbour, tenant churn and cold starts. Each scenario is bounded in
+// time and sends traffic only to the server it is given.
+//
+//	go run ./integration/cmd/mongotenant-bench -scenario all -json bench.json
+//
+// It uses MONGODB_URI if set, and otherwise starts an embedded server.
+// Progress goes to stderr; a markdown table to stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mongotenant/mongotenant/mongotest"
+)
+
+func main() {
+	names := make([]string, 0, len(scenarios))
+	for _, s := range scenarios {
+		names = append(names, s.name)
+	}
+	which := flag.String("scenario", "all", "comma-separated scenarios: all, or "+strings.Join(names, ", "))
+	duration := flag.Duration("duration", 10*time.Second, "time budget of each timed phase")
+	jsonPath := flag.String("json", "", "also write the results as JSON to this file")
+	flag.Parse()
+
+	if err := run(*which, *duration, *jsonPath); err != nil {
+		fmt.Fprintln(os.Stderr, "mongotenant-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(which string, duration time.Duration, jsonPath string) error {
+	selected, err := choose(which)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	srv, err := mongotest.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	report := Report{
+		Started:  time.Now().UTC(),
+		Backend:  srv.Backend(),
+		Machine:  fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Duration: duration.String(),
+	}
+	env := &Env{URI: srv.URI(), Duration: duration}
+	for _, s := range selected {
+		env.Progress = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "[%s] %s\n", s.name, fmt.Sprintf(format, args...))
+		}
+		env.Progress("start: %s", s.about)
+		start := time.Now()
+		results, err := s.run(ctx, env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		env.Progress("done in %v", time.Since(start).Round(time.Millisecond))
+		report.Results = append(report.Results, results...)
+	}
+	writeMarkdown(os.Stdout, &report)
+	if jsonPath != "" {
+		b, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+func choose(which string) ([]scenario, error) {
+	if which == "all" {
+		return scenarios, nil
+	}
+	var out []scenario
+	for _, name := range strings.Split(which, ",") {
+		i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown scenario %q", name)
+		}
+		out = append(out, scenarios[i])
+	}
+	return out, nil
+}
