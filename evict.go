@@ -168,6 +168,9 @@ func (m *Manager) disconnect(ctx context.Context, c *client) error {
 
 // disconnectClaimed disconnects c, which the caller claimed through c.closing.
 func (m *Manager) disconnectClaimed(ctx context.Context, c *client) error {
+	if c.pool.inUse.Load() > 0 {
+		m.disconnectsBusy.Add(1) // a cursor outlived its lease, or Close cut leases short
+	}
 	err := disconnectClient(ctx, c.mc, m.cfg.disconnectTimeout)
 	m.mu.Lock()
 	delete(m.retiring, c)

@@ -61,6 +61,7 @@ type Manager struct {
 	busy             atomic.Uint64
 	evicted          [numCauses]atomic.Uint64
 	disconnects      atomic.Uint64
+	disconnectsBusy  atomic.Uint64
 	disconnectErrors atomic.Uint64
 }
 

@@ -31,6 +31,7 @@ type Stats struct {
 	EvictedRoute  uint64 // left without tenants by a route change (a new tier, say)
 
 	Disconnects      uint64 // clients disconnected
+	DisconnectsBusy  uint64 // disconnects that found pooled connections checked out: cursors that outlived their lease, or Close cutting leases short
 	DisconnectErrors uint64 // disconnects that returned an error (the client is dropped all the same)
 }
 
@@ -75,6 +76,7 @@ func (m *Manager) Stats() Stats {
 		EvictedBudget:    m.evicted[causeBudget].Load(),
 		EvictedRoute:     m.evicted[causeRoute].Load(),
 		Disconnects:      m.disconnects.Load(),
+		DisconnectsBusy:  m.disconnectsBusy.Load(),
 		DisconnectErrors: m.disconnectErrors.Load(),
 	}
 	s.Evicted = s.EvictedLRU + s.EvictedIdle + s.EvictedByApp + s.EvictedClose + s.EvictedBudget + s.EvictedRoute
