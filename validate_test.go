@@ -104,3 +104,34 @@ func FuzzTenantID(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDatabaseName: with a validator that accepts anything and a naming
+// function that passes the ID through, the final name check alone must
+// keep every database inside the tenant namespace.
+func FuzzDatabaseName(f *testing.F) {
+	for _, s := range []string{"admin", "Admin", "local", "CONFIG", "../admin", "a.b", "$cmd", "a/b", "a\\b", "a b", "a\x00", "", strings.Repeat("n", 64), "ok-name"} {
+		f.Add(s)
+	}
+	m, err := mongotenant.New(unreachable, mongotenant.WithMaxClients(4),
+		mongotenant.WithTenantValidator(func(string) error { return nil }),
+		mongotenant.WithDatabaseName(func(id string) string { return id }))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = m.Close(context.Background()) })
+	f.Fuzz(func(t *testing.T, id string) {
+		l, err := m.Acquire(context.Background(), id)
+		if err != nil {
+			if !errors.Is(err, mongotenant.ErrInvalidTenant) {
+				t.Fatalf("error does not wrap ErrInvalidTenant: %v", err)
+			}
+			return
+		}
+		defer l.Release()
+		name := l.Database().Name()
+		reserved := strings.EqualFold(name, "admin") || strings.EqualFold(name, "local") || strings.EqualFold(name, "config")
+		if name == "" || len(name) > mongotenant.MaxDatabaseNameLen || reserved || strings.ContainsAny(name, "/\\. \"$*<>:|?\x00") {
+			t.Fatalf("database name %q is outside the tenant namespace", name)
+		}
+	})
+}
