@@ -10,7 +10,7 @@ type Stats struct {
 
 	// Gauges.
 	Clients          int // cached clients, at most MaxClients
-	Retiring         int // evicted clients still serving leases; each disconnects after its last Release
+	Retiring         int // evicted clients not yet disconnected: serving their last leases, or disconnecting
 	Tenants          int // tenants with a cached route
 	Leases           int // outstanding leases
 	BudgetUsed       int // sockets charged to the budget by open clients (see WithConnectionBudget)

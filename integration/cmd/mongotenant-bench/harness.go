@@ -84,12 +84,21 @@ func (l Latencies) Percentile(p float64) time.Duration {
 // ms converts a duration to float milliseconds for a Metric.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// writeMarkdown prints one table per scenario.
+// writeMarkdown prints one table per scenario (a new one when the columns
+// change), each followed by its rows' notes.
 func writeMarkdown(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "Backend: %s. Machine: %s. Phase: %s.\n", r.Backend, r.Machine, r.Duration)
 	var lastScenario, lastHeader string
+	var notes []string
+	flush := func() {
+		for _, n := range notes {
+			fmt.Fprintf(w, "\n- %s\n", n)
+		}
+		notes = nil
+	}
 	for _, res := range r.Results {
 		if res.Scenario != lastScenario {
+			flush()
 			lastScenario, lastHeader = res.Scenario, ""
 			fmt.Fprintf(w, "\n### %s\n", res.Scenario)
 		}
@@ -102,7 +111,8 @@ func writeMarkdown(w io.Writer, r *Report) {
 			}
 			header.WriteString(" |")
 		}
-		if h := header.String(); h != lastHeader { // a new table when the columns change
+		if h := header.String(); h != lastHeader {
+			flush()
 			lastHeader = h
 			fmt.Fprintf(w, "\n%s\n|---|%s\n", h, strings.Repeat("---|", len(res.Metrics)))
 		}
@@ -112,9 +122,10 @@ func writeMarkdown(w io.Writer, r *Report) {
 		}
 		fmt.Fprintln(w)
 		for _, n := range res.Notes {
-			fmt.Fprintf(w, "\n> %s: %s\n", res.Variant, n)
+			notes = append(notes, res.Variant+": "+n)
 		}
 	}
+	flush()
 }
 
 func format(v float64) string {
