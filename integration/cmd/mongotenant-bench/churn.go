@@ -308,6 +308,9 @@ func churnVariant(ctx context.Context, env *Env, ids []string, maxClients int, g
 	for _, msg := range msgs {
 		r.Notes = append(r.Notes, fmt.Sprintf("failed %d times: %s", causes[msg], msg))
 	}
+	for i, n := range r.Notes { // the notes print below the table: say which row
+		r.Notes[i] = r.Variant + ": " + n
+	}
 	env.Progress("MaxClients %d: %.0f ops/s, %d failed, %d tenants seen, %d created, max clients %d, goroutines %d at end, %d after Close, heap %.1f → %.1f MiB",
 		maxClients, float64(total)/elapsed.Seconds(), failed, distinct, st.Created, s.maxClients, goroutinesEnd, goroutinesClosed, heapStart, heapEnd)
 	return churnResult{Result: r, perOpen: perOpen, heapPer: heapPer, seen: float64(distinct)}, nil

@@ -121,9 +121,7 @@ func writeMarkdown(w io.Writer, r *Report) {
 			fmt.Fprintf(w, " %s |", format(m.Value))
 		}
 		fmt.Fprintln(w)
-		for _, n := range res.Notes {
-			notes = append(notes, res.Variant+": "+n)
-		}
+		notes = append(notes, res.Notes...)
 	}
 	flush()
 }
