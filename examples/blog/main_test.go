@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"regexp"
 	"testing"
 
+	"github.com/mongotenant/mongotenant/examples/internal/example"
 	"github.com/mongotenant/mongotenant/mongotest"
 	"go.uber.org/goleak"
 )
@@ -25,19 +23,5 @@ func TestBlog(t *testing.T) {
 		`(?m)^stats  clients=2/2 leases=0$`,
 		`(?m)^stats  created=clients\+evicted: true, evicted\(lru\)>=2: true$`,
 	}
-	// The second run finds the first one's data, as on a shared server.
-	for range 2 {
-		var out bytes.Buffer
-		if err := run(context.Background(), &out, uri); err != nil {
-			t.Fatal(err)
-		}
-		for _, re := range want {
-			if !regexp.MustCompile(re).Match(out.Bytes()) {
-				t.Errorf("output lacks %s:\n%s", re, out.String())
-			}
-		}
-		if n := bytes.Count(out.Bytes(), []byte("\n")); n != len(want) {
-			t.Errorf("output has %d lines, want %d:\n%s", n, len(want), out.String())
-		}
-	}
+	example.Check(t, run, uri, want)
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"regexp"
 	"testing"
 
+	"github.com/mongotenant/mongotenant/examples/internal/example"
 	"github.com/mongotenant/mongotenant/mongotest"
 	"go.uber.org/goleak"
 )
@@ -28,19 +26,5 @@ func TestSaaS(t *testing.T) {
 		`(?m)^initech   tier=basic pool=5 users=3 projects=3 \(samir@example\.com=2 peter@example\.com=1\)$`,
 		`(?m)^umbrella  tier=free pool=3 users=1 projects=1 \(jill@example\.com=1\)$`,
 	}
-	// The second run finds the first one's data, as on a shared server.
-	for range 2 {
-		var out bytes.Buffer
-		if err := run(context.Background(), &out, uri); err != nil {
-			t.Fatal(err)
-		}
-		for _, re := range want {
-			if !regexp.MustCompile(re).Match(out.Bytes()) {
-				t.Errorf("output lacks %s:\n%s", re, out.String())
-			}
-		}
-		if n := bytes.Count(out.Bytes(), []byte("\n")); n != len(want) {
-			t.Errorf("output has %d lines, want %d:\n%s", n, len(want), out.String())
-		}
-	}
+	example.Check(t, run, uri, want)
 }

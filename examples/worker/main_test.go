@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/mongotenant/mongotenant/examples/internal/example"
 	"github.com/mongotenant/mongotenant/mongotest"
 	"go.uber.org/goleak"
 )
@@ -32,19 +30,5 @@ func TestWorker(t *testing.T) {
 		`(?m)^bulkhead most leases one tenant held at once: 1$`,
 		`(?m)^stats    clients=1 created=1 tenants=50 leases=0, tenant-00 shares its client with 49 others$`,
 	)
-	// The second run finds the first one's data, as on a shared server.
-	for range 2 {
-		var out bytes.Buffer
-		if err := run(context.Background(), &out, uri); err != nil {
-			t.Fatal(err)
-		}
-		for _, re := range want {
-			if !regexp.MustCompile(re).Match(out.Bytes()) {
-				t.Errorf("output lacks %s:\n%s", re, out.String())
-			}
-		}
-		if n := bytes.Count(out.Bytes(), []byte("\n")); n != len(want) {
-			t.Errorf("output has %d lines, want %d:\n%s", n, len(want), out.String())
-		}
-	}
+	example.Check(t, run, uri, want)
 }

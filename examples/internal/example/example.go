@@ -3,10 +3,13 @@
 package example
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"testing"
 	"time"
 
 	"github.com/mongotenant/mongotenant/mongotest"
@@ -29,5 +32,26 @@ func Main(run func(ctx context.Context, w io.Writer, uri string) error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// Check runs run twice against uri, the second time over the first run's
+// data as on a shared server, and fails t unless each output matches every
+// pattern in want and has exactly one line per pattern.
+func Check(t testing.TB, run func(ctx context.Context, w io.Writer, uri string) error, uri string, want []string) {
+	t.Helper()
+	for range 2 {
+		var out bytes.Buffer
+		if err := run(context.Background(), &out, uri); err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range want {
+			if !regexp.MustCompile(re).Match(out.Bytes()) {
+				t.Errorf("output lacks %s:\n%s", re, out.String())
+			}
+		}
+		if n := bytes.Count(out.Bytes(), []byte("\n")); n != len(want) {
+			t.Errorf("output has %d lines, want %d:\n%s", n, len(want), out.String())
+		}
 	}
 }
