@@ -83,7 +83,11 @@ func TestWritesLandInTenantDatabases(t *testing.T) {
 // TestConcurrentFirstAcquire: 1,000 goroutines arrive at once for one new
 // tenant; one client is created and every insert lands.
 func TestConcurrentFirstAcquire(t *testing.T) {
-	m, raw := setup(t)
+	// 1,000 inserts queue on the tenant's pool of 10. The driver bounds a
+	// check-out wait by the server selection timeout (5 s by default), which
+	// a loaded CI machine under -race can exceed; this test is about single
+	// creation, not about how fast the queue drains.
+	m, raw := setup(t, mongotenant.WithClientOptions(options.Client().SetServerSelectionTimeout(time.Minute)))
 	ctx := context.Background()
 	const n = 1000
 	var wg sync.WaitGroup
