@@ -1,11 +1,8 @@
 package mongotenant
 
 import (
-	"context"
 	"fmt"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // BudgetPolicy says what Acquire does when a new client would exceed the
@@ -23,8 +20,10 @@ const (
 // client as nodes × (monitoring sockets + pool size): what the client can
 // open on the servers if every pool fills. Monitoring sockets are 1 per node
 // in "poll" mode, 2 in "stream" or "auto", 0 behind a load balancer. When a
-// new client would not fit, idle clients are closed, least recently used
-// first; if that is not enough, policy decides. 0 means no budget (default).
+// new client would not fit, unleased clients are closed, least recently used
+// first (or one of them is recycled for the new tenant, see
+// [WithClientRecycling]); if that is not enough, policy decides. 0 means no
+// budget (default).
 func WithConnectionBudget(sockets int, policy BudgetPolicy) Option {
 	return func(c *config) { c.budget, c.budgetPolicy = sockets, policy }
 }
@@ -33,92 +32,66 @@ func WithConnectionBudget(sockets int, policy BudgetPolicy) Option {
 // Default: the number of hosts in the client's URI.
 func WithNodes(n int) Option { return func(c *config) { c.nodes = n } }
 
-// cluster is the merged client options of one deployment.
-type cluster struct {
-	opts    *options.ClientOptions
-	nodes   int
-	monitor int // monitoring sockets per node per client
-}
-
-func newCluster(uri string, cfg *config) (*cluster, error) {
-	opts, err := baseClientOptions(uri, cfg)
-	if err != nil {
-		return nil, err
-	}
-	cl := &cluster{opts: opts, nodes: max(len(opts.Hosts), 1), monitor: 2}
-	if cfg.nodes > 0 {
-		cl.nodes = cfg.nodes
-	}
-	switch {
-	case opts.LoadBalanced != nil && *opts.LoadBalanced:
-		cl.monitor = 0
-	case opts.ServerMonitoringMode != nil && *opts.ServerMonitoringMode == options.ServerMonitoringModePoll:
-		cl.monitor = 1
-	}
-	return cl, nil
-}
-
-func (cl *cluster) cost(poolSize uint64) int { return cl.nodes * (cl.monitor + int(poolSize)) }
-
 // budgetRecheck is how often a caller waiting for budget looks for clients
-// that became idle. Release does not signal it: that would cost every lease.
+// that became unleased, and so evictable. Release does not signal it: that
+// would cost every lease.
 const budgetRecheck = 5 * time.Millisecond
 
-// reserve charges cost sockets to the budget for a client about to be
-// created, closing idle clients to make room, then waiting or failing as
-// the policy says.
-func (m *Manager) reserve(ctx context.Context, cost int) error {
-	limit := m.cfg.budget
-	if limit <= 0 {
-		return nil
-	}
+// reserve charges c.cost sockets to the budget for c, about to be created.
+// To make room it retires unleased clients, least recently used first; it
+// returns one of them instead if c can recycle it. Then it waits or fails
+// as the policy says.
+func (m *Manager) reserve(a *acquisition, c *client) (recycle *client, err error) {
+	limit, cost := m.cfg.budget, c.cost
 	if cost > limit {
-		return fmt.Errorf("%w: one client needs %d sockets, the budget is %d", ErrBudgetExceeded, cost, limit)
+		return nil, fmt.Errorf("%w: one client needs %d sockets, the budget is %d", ErrBudgetExceeded, cost, limit)
 	}
 	for {
 		m.mu.Lock()
-		if m.closed {
+		if m.closed.Load() {
 			m.mu.Unlock()
-			return ErrClosed
+			return nil, ErrClosed
 		}
 		if m.budgetUsed+cost <= limit {
 			m.budgetUsed += cost
+			c.reserved = true
 			m.mu.Unlock()
-			return nil
-		}
-		freeing := 0 // sockets of retired, unleased clients: freed as soon as they disconnect
-		for c := range m.retiring {
-			if c.refs.Load() == 0 {
-				freeing += c.cost
-			}
+			return nil, nil
 		}
 		var victims []*client
-		for m.budgetUsed-freeing+cost > limit {
-			v := m.lruClientLocked(true)
+		held := 0 // sockets of victims being retired now: freed when they disconnect
+		for m.budgetUsed-m.freeing-held+cost > limit {
+			v := m.victimLocked(true, nil)
 			if v == nil {
 				break
 			}
-			if d := m.retireClientLocked(v, causeBudget); d != nil { // unleased, so always
-				victims = append(victims, d)
-				freeing += d.cost
-			}
+			v.pins++
+			m.retireLocked(v, causeBudget)
+			victims = append(victims, v)
+			held += v.cost
 		}
-		fits := m.budgetUsed-freeing+cost <= limit
+		fits := m.budgetUsed-m.freeing-held+cost <= limit
 		used, freed := m.budgetUsed, m.budgetFreed
 		m.mu.Unlock()
-		for _, v := range victims {
-			go m.disconnect(context.Background(), v)
+
+		if len(victims) > 0 {
+			if v := m.settle(victims, c); v != nil {
+				return v, nil // c takes over v's sockets
+			}
+			continue // they count as freeing now
 		}
 		if !fits && m.cfg.budgetPolicy == BudgetFailFast {
-			return fmt.Errorf("%w: %d of %d sockets held by leased clients", ErrBudgetExceeded, used, limit)
+			return nil, fmt.Errorf("%w: %d of %d sockets held by leased clients", ErrBudgetExceeded, used, limit)
 		}
-		recheck := time.NewTimer(budgetRecheck)
+		a.wait()
+		recheck := m.clock.newTimer(budgetRecheck)
 		select {
 		case <-freed:
-		case <-recheck.C: // a Release may have left a client idle, and so evictable
-		case <-ctx.Done():
+		case <-recheck.C(): // a Release may have left a client unleased, and so evictable
+		case <-m.done:
+		case <-a.ctx.Done():
 			recheck.Stop()
-			return fmt.Errorf("%w: waited for %d sockets: %w", ErrBudgetExceeded, cost, context.Cause(ctx))
+			return nil, fmt.Errorf("%w: waited for %d sockets: %w", ErrBudgetExceeded, cost, ctxError(a.ctx))
 		}
 		recheck.Stop()
 	}

@@ -2,218 +2,281 @@ package mongotenant
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"time"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// cause says why a client left the cache.
+// cause says why a client left the cache, or a tenant left its client.
 type cause int
 
 const (
 	causeLRU    cause = iota // to stay within MaxClients
 	causeIdle                // its tenants were idle
-	causeApp                 // Manager.Evict
+	causeApp                 // Manager.Evict or Manager.Forget
 	causeClose               // Manager.Close
 	causeBudget              // to make room in the connection budget
 	causeRoute               // its tenants moved to another client
 	numCauses
 )
 
-// Evict removes tenantID from the cache: its next Acquire resolves its route
-// again and, under the default strategy, creates a fresh client. A client
-// left with no tenants is evicted too: if it has no leases it is
-// disconnected before Evict returns, and the Disconnect error is returned;
-// otherwise it is disconnected in the background after its last lease is
-// released. With a shared or grouped strategy, the client stays while other
-// tenants use it.
-//
-// Errors wrap [ErrTenantNotFound], [ErrInvalidTenant] or [ErrClosed].
-func (m *Manager) Evict(ctx context.Context, tenantID string) error {
-	m.mu.Lock()
-	t := m.tenants[tenantID]
-	closed := m.closed
-	bound := t != nil && t.c != nil
-	var idle *client
-	if t != nil {
-		if t.leases() > 0 {
-			m.tenants[tenantID] = t.unbound() // keep the bulkhead counting the live leases
-		}
-		idle = m.retireRecordLocked(t, causeApp)
-	}
-	m.mu.Unlock()
-	switch {
-	case idle != nil:
-		return m.disconnect(ctx, idle)
-	case bound:
-		return nil
-	case closed:
-		return ErrClosed
-	}
-	if err := m.cfg.validateTenant(tenantID); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidTenant, err)
-	}
-	return fmt.Errorf("%w: no cached client", ErrTenantNotFound)
+func (c cause) String() string {
+	return [...]string{"lru", "idle", "app", "close", "budget", "route"}[c]
 }
 
-// retireRecordLocked takes t out of the cache, unless the caller already put
-// a successor in its place. A client left with no records is retired; the
-// client is returned if the caller must disconnect it after unlocking m.mu.
-// The caller holds m.mu.
-func (m *Manager) retireRecordLocked(t *tenant, why cause) (disconnect *client) {
-	if m.tenants[t.id] == t {
-		delete(m.tenants, t.id)
+// Evict removes tenantID from the cache: its next Acquire resolves its
+// route again and binds it to a client afresh (under the default strategy,
+// a new one). Leases already granted stay good until released. A client left
+// with no tenants is evicted too: if it has no leases it is disconnected
+// before Evict returns; otherwise it is disconnected in the background after
+// its last lease. With a shared or grouped strategy, the client stays while
+// other tenants use it.
+//
+// Errors wrap [ErrTenantNotFound] (the Manager holds nothing for the
+// tenant), [ErrInvalidTenant], [ErrClosed], or ctx's error if ctx ended
+// while the client was disconnecting. A failed Disconnect is counted in
+// Stats.DisconnectErrors and logged, not returned: the client is gone all
+// the same.
+func (m *Manager) Evict(ctx context.Context, tenantID string) error {
+	return m.evict(ctx, tenantID, false)
+}
+
+// Forget is Evict that also forgets that the tenant was initialized, so
+// that the init hook ([WithInit]) runs again before the tenant's next lease:
+// call it after dropping or re-provisioning a tenant's database. Unlike
+// Evict it returns nil for a tenant the Manager does not hold. Errors wrap
+// [ErrInvalidTenant], [ErrClosed], or ctx's error.
+func (m *Manager) Forget(ctx context.Context, tenantID string) error {
+	return m.evict(ctx, tenantID, true)
+}
+
+func (m *Manager) evict(ctx context.Context, tenantID string, forget bool) error {
+	if m.closed.Load() {
+		return ErrClosed
 	}
-	m.retiredAcquires += t.acquires.Load()
-	c := t.c
-	if c == nil {
-		t.state.Or(retiredBit)
+	if _, err := m.validate(tenantID); err != nil {
+		return err
+	}
+	t := m.tenants.load(tenantID)
+	var gone *client
+	found := false
+	if t != nil {
+		t.mu.Lock()
+		if t.phase != phaseDropped {
+			found = true
+			if t.phase == phaseBound {
+				gone = m.leaveClientLocked(t, causeApp)
+			}
+			t.phase = phaseUnrouted
+			t.routeVer++ // a route or init under way is stale
+			if forget {
+				t.initDone = false
+			}
+			m.dropIfUnusedLocked(t)
+		}
+		t.mu.Unlock()
+	}
+	if !found && !forget {
+		return ErrTenantNotFound
+	}
+	if gone == nil {
 		return nil
 	}
-	delete(c.members, t.id)
-	if t.state.Or(retiredBit) == 0 {
-		disconnect = m.drainedLocked(t)
-	} else {
-		m.draining[t] = struct{}{}
+	_ = m.disconnect(ctx, gone) // counted and logged
+	if ctx.Err() != nil {
+		return ctxError(ctx)
 	}
-	if len(c.members) == 0 && m.clients[c.key] == c {
-		if d := m.retireClientLocked(c, why); d != nil {
+	return nil
+}
+
+// leaveClientLocked detaches bound t from its client. Its leases there
+// stay good and drain the old binding; the client is retired for cause why
+// if t was its last tenant. It returns a client to disconnect after the
+// caller unlocks. The caller holds t.mu.
+func (m *Manager) leaveClientLocked(t *tenant, why cause) (disconnect *client) {
+	b, live := t.detachLocked()
+	t.wakeLocked() // a queued caller binds the tenant again
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unbindLocked(t, b.c, live, why)
+}
+
+// unbindLocked accounts for t leaving c with live leases on it. The caller
+// holds m.mu.
+func (m *Manager) unbindLocked(t *tenant, c *client, live int32, why cause) (disconnect *client) {
+	if t.in == c {
+		m.unlinkLocked(t)
+	}
+	c.nMembers--
+	if live == 0 { // else its pin stays until the binding drains
+		disconnect = m.unpinLocked(c)
+	}
+	if c.state == clientCached && c.nMembers == 0 {
+		if d := m.retireLocked(c, why); d != nil {
 			disconnect = d
 		}
 	}
 	return disconnect
 }
 
-// retireClientLocked takes c out of the cache with its records; leased
-// records give way to unbound copies that keep their bulkheads.
-// It returns c if no lease holds it, for the caller to disconnect after
-// unlocking m.mu; otherwise the last Release does. The caller holds m.mu.
-func (m *Manager) retireClientLocked(c *client, why cause) (disconnect *client) {
+// dropIfUnusedLocked drops t if nothing refers to it any more. The caller
+// holds t.mu.
+func (m *Manager) dropIfUnusedLocked(t *tenant) {
+	if !t.unusedLocked() {
+		return
+	}
+	t.phase = phaseDropped
+	m.tenants.remove(t)
+	m.expiry.remove(t)
+	m.nTenants.Add(-1)
+}
+
+// linkLocked adds t to c's members. The caller holds m.mu.
+func (m *Manager) linkLocked(t *tenant, c *client) {
+	t.in, t.prev, t.next = c, nil, c.members
+	if c.members != nil {
+		c.members.prev = t
+	}
+	c.members = t
+	c.nMembers++
+	c.pins++
+	if c.orphaned {
+		c.orphaned = false
+		delete(m.orphans, c)
+	}
+}
+
+// unlinkLocked takes t out of its client's member list. The caller holds
+// m.mu.
+func (m *Manager) unlinkLocked(t *tenant) {
+	c := t.in
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else {
+		c.members = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	}
+	t.in, t.prev, t.next = nil, nil, nil
+}
+
+// cacheLocked adds c to the cached clients. The caller holds m.mu.
+func (m *Manager) cacheLocked(c *client) {
+	c.idx = len(m.cached)
+	m.cached = append(m.cached, c)
+}
+
+// retireLocked takes cached c out of the cache for cause why. Its tenants
+// stay bound to it until detachMembers detaches them, after the caller
+// unlocks m.mu; meanwhile they may still be granted leases on it, which
+// count like any other. It returns c if nothing pins it any more, for the
+// caller to disconnect. The caller holds m.mu.
+func (m *Manager) retireLocked(c *client, why cause) (disconnect *client) {
 	delete(m.clients, c.key)
+	last := m.cached[len(m.cached)-1]
+	m.cached[c.idx], last.idx = last, c.idx
+	m.cached[len(m.cached)-1] = nil
+	m.cached = m.cached[:len(m.cached)-1]
+	if c.orphaned {
+		c.orphaned = false
+		delete(m.orphans, c)
+	}
+	c.state, c.cause = clientRetired, why
 	m.retiring[c] = struct{}{}
-	m.pending.Add(1)
 	m.evicted[why].Add(1)
-	c.cause = why
-	for _, t := range c.members {
-		// A leased record gets an unbound successor, so its bulkhead keeps
-		// counting the live leases; an unleased one just goes, so records
-		// stay bounded by clients and leases, not by tenants seen.
-		if m.tenants[t.id] == t && t.leases() > 0 && !m.closed {
-			m.tenants[t.id] = t.unbound()
+	if m.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
+		m.cfg.logger.Debug("mongotenant: client evicted", "group", c.key.group, "cause", why.String())
+	}
+	return m.unpinLocked(c)
+}
+
+// detachMembers detaches the tenants still bound to retired client c, one
+// at a time so that no lock is held for all of them. It returns clients to
+// disconnect.
+func (m *Manager) detachMembers(c *client) (disconnect []*client) {
+	for {
+		m.mu.Lock()
+		t := c.members
+		if t != nil {
+			m.unlinkLocked(t)
 		}
-		m.retireRecordLocked(t, why) // cannot retire c again: it left m.clients
+		m.mu.Unlock()
+		if t == nil {
+			return disconnect
+		}
+		t.mu.Lock()
+		if b := t.cur.Load(); b != nil && b.c == c {
+			if d := m.leaveClientLocked(t, c.cause); d != nil {
+				disconnect = append(disconnect, d)
+			}
+		}
+		m.dropIfUnusedLocked(t)
+		t.mu.Unlock()
 	}
-	if c.refs.Add(-1) == 0 {
-		return c
-	}
-	return nil
 }
 
-// drainedLocked accounts for a retired record whose last lease ended,
-// returning its client if that was the client's last reference. The caller
-// holds m.mu.
-func (m *Manager) drainedLocked(t *tenant) (disconnect *client) {
-	delete(m.draining, t)
-	if t.c.refs.Add(-1) == 0 {
-		return t.c
+// letGo finishes the retirement of victims that the caller retired with an
+// extra pin held: it detaches their tenants, drops the pin, and disconnects
+// those left unpinned.
+func (m *Manager) letGo(victims []*client) {
+	var gone []*client
+	for _, v := range victims {
+		gone = append(gone, m.detachMembers(v)...)
 	}
-	return nil
-}
-
-// drained is drainedLocked for Release, which holds no lock. It runs only
-// for records retired while leased.
-func (m *Manager) drained(t *tenant) {
 	m.mu.Lock()
-	c := m.drainedLocked(t)
-	m.mu.Unlock()
-	if c != nil && c.closing.CompareAndSwap(false, true) {
-		go m.disconnectClaimed(context.Background(), c) // do not block the caller
+	for _, v := range victims {
+		gone = append(gone, m.unpinLocked(v))
 	}
+	m.mu.Unlock()
+	m.disconnectAll(context.Background(), gone)
 }
 
-// lruClientLocked picks the client to evict: the least recently used
-// unleased client, or if all are leased and unleasedOnly is false, the least
-// recently used. The scan is O(clients + tenants) and runs only when a
-// client is created at the cap or the budget is short; it keeps recency a
-// plain atomic store on the hot path instead of a list update under an
-// exclusive lock. The caller holds m.mu.
-func (m *Manager) lruClientLocked(unleasedOnly bool) *client {
-	var idle, any *client
-	var idleAt, anyAt int64
-	for _, c := range m.clients {
-		leased, used := c.usageLocked()
-		if any == nil || used < anyAt {
-			any, anyAt = c, used
+// victimSamples is how many cached clients are drawn at random to choose a
+// victim. The victim is the least recently used of the draw: on average
+// more recently used than only 1 in 17 clients, and chosen at a cap of
+// 4,000 for what it costs at a cap of 16. Up to that many clients, all are
+// compared, which is exact LRU.
+const victimSamples = 16
+
+// victimLocked picks the cached client to evict, other than except: the
+// least recently used unleased client of the draw. If the draw has no
+// unleased client, all clients are searched for one; failing that, it
+// returns nil if unleasedOnly, else the least recently used leased client
+// of the draw. The caller holds m.mu.
+func (m *Manager) victimLocked(unleasedOnly bool, except *client) *client {
+	var idle, leased *client
+	var idleAt, leasedAt int64
+	consider := func(c *client) {
+		if c == except {
+			return
 		}
-		if !leased && (idle == nil || used < idleAt) {
+		used := c.lastUsed()
+		if c.leases() > 0 {
+			if leased == nil || used < leasedAt {
+				leased, leasedAt = c, used
+			}
+		} else if idle == nil || used < idleAt {
 			idle, idleAt = c, used
+		}
+	}
+	n := len(m.cached)
+	if n <= victimSamples {
+		for _, c := range m.cached {
+			consider(c)
+		}
+	} else {
+		for range victimSamples {
+			consider(m.cached[m.rng.IntN(n)])
+		}
+		if idle == nil {
+			for _, c := range m.cached {
+				if c != except && c.leases() == 0 {
+					consider(c)
+				}
+			}
 		}
 	}
 	if idle != nil || unleasedOnly {
 		return idle
 	}
-	return any
-}
-
-// disconnect claims c and disconnects it; it does nothing if c was claimed
-// already.
-func (m *Manager) disconnect(ctx context.Context, c *client) error {
-	if !c.closing.CompareAndSwap(false, true) {
-		return nil
-	}
-	return m.disconnectClaimed(ctx, c)
-}
-
-// disconnectClaimed disconnects c, which the caller claimed through c.closing.
-func (m *Manager) disconnectClaimed(ctx context.Context, c *client) error {
-	if c.pool.inUse.Load() > 0 {
-		m.disconnectsBusy.Add(1) // a cursor outlived its lease, or Close cut leases short
-	}
-	err := disconnectClient(ctx, c.mc, m.cfg.disconnectTimeout)
-	m.mu.Lock()
-	delete(m.retiring, c)
-	m.unreserveLocked(c.cost)
-	m.mu.Unlock()
-	m.disconnects.Add(1)
-	if err != nil {
-		m.disconnectErrors.Add(1)
-		m.cfg.logger.Warn("mongotenant: disconnect failed", m.tenantAttr(c.key.group), "error", err)
-		if c.cause == causeClose {
-			m.closeErrsMu.Lock()
-			m.closeErrs = append(m.closeErrs, err)
-			m.closeErrsMu.Unlock()
-		}
-	} else {
-		m.cfg.logger.Debug("mongotenant: client disconnected", "group", c.key.group)
-	}
-	m.pending.Done()
-	return err
-}
-
-// disconnectClient disconnects c within timeout or until ctx is done.
-//
-// The context it passes has no deadline on purpose: given a deadline, the
-// driver waits for checked-out connections and busy-spins a core while it
-// waits. The Manager disconnects only clients without leases, so whatever is
-// still checked out outlived its lease (an unclosed cursor) and is closed at
-// once. Cancellation still bounds the endSessions round trip.
-func disconnectClient(ctx context.Context, c *mongo.Client, timeout time.Duration) error {
-	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
-	timer := time.AfterFunc(timeout, cancel)
-	defer timer.Stop()
-	return c.Disconnect(dctx)
-}
-
-// tenantAttr is the tenant attribute for log lines at Info and above: present
-// only if the user opted in.
-func (m *Manager) tenantAttr(id string) slog.Attr {
-	if m.cfg.logTenantIDs {
-		return slog.String("tenant", id)
-	}
-	return slog.Attr{}
+	return leased
 }

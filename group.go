@@ -1,24 +1,34 @@
 package mongotenant
 
 import (
-	"context"
 	"hash/fnv"
+	"reflect"
 	"strconv"
 )
 
 // A Strategy decides which tenants share a client by naming each tenant's
 // client group. Its result must depend on the tenant ID only, the same in
-// every process and version.
+// every process and version: routes are resolved again after the route TTL
+// only when a [Router] can change them, never because of the strategy. It
+// is called concurrently. A panic propagates like a Router's.
 type Strategy interface {
 	Group(tenantID string) string
 }
 
-// WithStrategy sets how tenants map to clients. Default [Dedicated].
-func WithStrategy(s Strategy) Option {
-	return WithRouter(func(_ context.Context, id string, r *Route) error {
-		r.Group = s.Group(id)
-		return nil
-	})
+// WithStrategy sets how tenants map to clients. Default [Dedicated]. The
+// strategy names a tenant's group before any [Router] runs; a Router may
+// change it. A nil Strategy makes New fail.
+func WithStrategy(s Strategy) Option { return func(c *config) { c.strategy = s } }
+
+// isNilStrategy reports whether s is a nil pointer (or map, func...) in a
+// non-nil interface, which would panic at the first Acquire.
+func isNilStrategy(s Strategy) bool {
+	v := reflect.ValueOf(s)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Slice, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 type dedicated struct{}

@@ -22,12 +22,37 @@ func newManager(t testing.TB, opts ...mongotenant.Option) *mongotenant.Manager {
 		options.Client().SetServerSelectionTimeout(100 * time.Millisecond))}, opts...)
 	m, err := mongotenant.New(unreachable, opts...)
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, m.Close(context.Background())) })
+	t.Cleanup(func() {
+		// Bounded, so that a test that failed holding a lease ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, m.Close(ctx))
+	})
 	return m
 }
 
-// waitFor polls cond until it holds or the test's deadline is near; a
-// failure means cond never held.
+// newFakeManager is newManager on fake time.
+func newFakeManager(t testing.TB, opts ...mongotenant.Option) (*mongotenant.Manager, *mongotenant.FakeClock) {
+	t.Helper()
+	clock := mongotenant.NewFakeClock()
+	return newManager(t, append([]mongotenant.Option{mongotenant.WithFakeClock(clock)}, opts...)...), clock
+}
+
+// tick advances clock by d, one housekeeping tick at a time, waiting after
+// each until the housekeeper has done its work. It returns false if the
+// housekeeper stopped (it had nothing left to look after).
+func tick(t testing.TB, clock *mongotenant.FakeClock, d time.Duration) bool {
+	t.Helper()
+	for step := time.Duration(0); step < d; step += mongotenant.ClockResolution {
+		clock.Advance(mongotenant.ClockResolution)
+		if !clock.WaitArmed(1, 2*time.Second) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -39,6 +64,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// acquire acquires tenantID or fails the test. Call it from the test's
+// goroutine only.
 func acquire(t testing.TB, m *mongotenant.Manager, id string) *mongotenant.Lease {
 	t.Helper()
 	l, err := m.Acquire(context.Background(), id)
@@ -59,4 +86,11 @@ func acquireLater(m *mongotenant.Manager, tenantID string) <-chan error {
 		got <- err
 	}()
 	return got
+}
+
+// short returns a ctx that ends soon, for acquisitions expected to fail.
+func short(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
 }

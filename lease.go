@@ -1,6 +1,7 @@
 package mongotenant
 
 import (
+	"context"
 	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -14,34 +15,75 @@ import (
 // A Lease is safe for concurrent use; Release may be called more than once.
 type Lease struct {
 	t        *tenant
+	b        *binding // the tenant's binding when the lease was granted
 	released atomic.Bool
 }
 
-// Database returns the tenant's database.
-func (l *Lease) Database() *mongo.Database { return l.t.db }
+// Database returns the tenant's database. Calls on one lease return
+// equivalent handles, usually the same one.
+func (l *Lease) Database() *mongo.Database { return l.b.database() }
 
 // Client returns the tenant's client, for sessions and transactions. With a
 // shared strategy other tenants use it too. Do not Disconnect it: the
 // Manager owns it.
-func (l *Lease) Client() *mongo.Client { return l.t.c.mc }
+func (l *Lease) Client() *mongo.Client { return l.b.c.mc }
 
 // TenantID returns the tenant the lease is for.
 func (l *Lease) TenantID() string { return l.t.id }
 
 // Release ends the lease. Only the first call has an effect.
 func (l *Lease) Release() {
-	if l.t == nil || !l.released.CompareAndSwap(false, true) {
+	if l.b == nil || l.released.Swap(true) {
 		return
 	}
-	t := l.t
-	m := t.c.m
-	now := m.now()
-	t.lastUsed.Store(now)
-	t.exit()
-	if t.state.Add(-1) == retiredBit {
-		m.drained(t) // the last lease of a retired record
+	l.b.c.m.release(l.t, l.b)
+}
+
+// release ends a lease of t on binding b. It stamps the coarse clock, not
+// the real one: reading the real clock would cost a third of an
+// uncontended Acquire and Release.
+func (m *Manager) release(t *tenant, b *binding) {
+	now := m.coarse.Load()
+	cl := b.c.cell(t.cell)
+	cl.releases.Add(1)
+	cl.lastUsed.Store(now)
+	t.lastUsed.Store(now) // before the lease count drops: the reaper reads them in the other order
+	for {
+		w := t.word.Load()
+		if genOf(w) != b.gen {
+			m.releaseDrained(t, b)
+			break
+		}
+		if t.word.CompareAndSwap(w, w-1) {
+			if w&waitersBit != 0 {
+				t.mu.Lock()
+				t.wakeLocked()
+				t.mu.Unlock()
+			}
+			break
+		}
 	}
-	if m.refreshes {
-		m.refreshLater(t, now)
+	if m.refreshRoutes && now-t.routedAt.Load() >= int64(m.cfg.routeTTL) {
+		m.refreshLater(t)
+	}
+}
+
+// releaseDrained ends a lease on a binding t has left. The last such lease
+// unpins the binding's client, which may then be disconnected.
+func (m *Manager) releaseDrained(t *tenant, b *binding) {
+	var gone *client
+	t.mu.Lock()
+	b.draining--
+	t.carried.Add(-1)
+	if b.draining == 0 {
+		m.mu.Lock()
+		gone = m.unpinLocked(b.c)
+		m.mu.Unlock()
+	}
+	t.wakeLocked()
+	m.dropIfUnusedLocked(t)
+	t.mu.Unlock()
+	if gone != nil {
+		go m.disconnect(context.Background(), gone) // do not make Release wait; m.pending counts it
 	}
 }

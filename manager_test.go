@@ -31,6 +31,14 @@ func TestNewRejectsImpossibleOptions(t *testing.T) {
 		{"zero disconnect timeout", unreachable, mongotenant.WithDisconnectTimeout(0)},
 		{"nil database name", unreachable, mongotenant.WithDatabaseName(nil)},
 		{"nil validator", unreachable, mongotenant.WithTenantValidator(nil)},
+		{"nil strategy", unreachable, mongotenant.WithStrategy(nil)},
+		{"typed nil strategy", unreachable, mongotenant.WithStrategy((*nilStrategy)(nil))},
+		{"nil router", unreachable, mongotenant.WithRouter(nil)},
+		{"nil tier lookup", unreachable, mongotenant.WithTiers(nil, nil)},
+		{"nil placement", unreachable, mongotenant.WithPlacement(nil)},
+		{"nil credentials", unreachable, mongotenant.WithTenantAuth(nil)},
+		{"nil init", unreachable, mongotenant.WithInit(nil)},
+		{"huge lease limit", unreachable, mongotenant.WithMaxLeases(1 << 30)},
 		{"bad scheme", "postgres://127.0.0.1/", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,6 +52,10 @@ func TestNewRejectsImpossibleOptions(t *testing.T) {
 		})
 	}
 }
+
+type nilStrategy struct{}
+
+func (*nilStrategy) Group(id string) string { return id }
 
 func TestPoolSizePrecedence(t *testing.T) {
 	poolSize := func(uri string, opts ...mongotenant.Option) uint64 {
@@ -85,8 +97,8 @@ func TestAcquireCachesOneClientPerTenant(t *testing.T) {
 	assert.Equal(t, 0, m.Stats().Leases)
 	ts, ok := m.TenantStats("alice")
 	require.True(t, ok)
-	assert.Equal(t, uint64(2), ts.Acquires)
 	assert.Equal(t, "user_alice_db", ts.Database)
+	assert.Equal(t, 1, ts.Sharing)
 	assert.False(t, ts.LastUsed.Before(ts.Created))
 }
 
@@ -118,11 +130,11 @@ func TestConcurrentFirstAcquireCreatesOneClient(t *testing.T) {
 }
 
 func TestLRUEvictsLeastRecentlyUsedUnleasedClient(t *testing.T) {
-	m := newManager(t, mongotenant.WithMaxClients(2))
+	m, clock := newFakeManager(t, mongotenant.WithMaxClients(2), mongotenant.WithClientRecycling(false))
 	a := acquire(t, m, "a")
 	b := acquire(t, m, "b")
 	b.Release()
-	time.Sleep(time.Millisecond) // give a a later release time than b
+	clock.Advance(time.Second) // a is released later than b
 	a.Release()
 
 	acquire(t, m, "c").Release()
@@ -223,6 +235,10 @@ func TestDoReleasesItsLease(t *testing.T) {
 
 func TestDatabaseLeaseEndsWithContext(t *testing.T) {
 	m := newManager(t)
+	_, err := m.Database(context.Background(), "a")
+	require.ErrorIs(t, err, mongotenant.ErrInvalidOption, "a ctx that never ends would pin the lease until Close")
+	assert.Equal(t, 0, m.Stats().Tenants)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := m.Database(ctx, "a")
 	require.NoError(t, err)
@@ -280,18 +296,37 @@ func TestCloseDeadlineCutsLeasesShort(t *testing.T) {
 }
 
 func TestIdleReaper(t *testing.T) {
-	m := newManager(t, mongotenant.WithIdleTimeout(30*time.Millisecond))
+	const idle = 10 * time.Second
+	m, clock := newFakeManager(t, mongotenant.WithIdleTimeout(idle))
 	acquire(t, m, "idle").Release()
 	busy := acquire(t, m, "busy")
-	waitFor(t, "the idle client to be reaped", func() bool { return m.Stats().EvictedIdle == 1 })
+	require.True(t, tick(t, clock, idle-time.Second))
+	assert.Equal(t, 2, m.Stats().Clients, "not idle for the timeout yet")
+	require.True(t, tick(t, clock, 2*time.Second+mongotenant.ClockResolution))
+	s := m.Stats()
+	assert.Equal(t, uint64(1), s.EvictedIdle, "reaped at most a second late")
+	assert.Equal(t, uint64(1), s.ExpiredTenants)
 	_, cached := m.TenantStats("busy")
 	assert.True(t, cached, "a leased client is never idle")
+
+	require.True(t, tick(t, clock, 3*idle))
+	_, cached = m.TenantStats("busy")
+	assert.True(t, cached, "still leased, still not idle")
 	busy.Release()
-	waitFor(t, "the released client to be reaped", func() bool { return m.Stats().Clients == 0 })
-	assert.Equal(t, uint64(2), m.Stats().EvictedIdle)
-	// With the cache empty the reaper has exited (goleak checks); a new client restarts it.
+	require.True(t, tick(t, clock, idle-time.Second), "the housekeeper runs while a tenant is held")
+	assert.Equal(t, 1, m.Stats().Clients, "idle since its release, not since it was acquired")
+	assert.False(t, tick(t, clock, 3*time.Second), "the housekeeper stops once nothing is left")
+	s = m.Stats()
+	assert.Equal(t, 0, s.Clients)
+	assert.Equal(t, 0, s.Tenants)
+	assert.Equal(t, uint64(2), s.EvictedIdle)
+	waitFor(t, "the disconnects", func() bool { return m.Stats().Disconnects == 2 })
+
+	// A new tenant starts the housekeeper again.
 	acquire(t, m, "again").Release()
-	waitFor(t, "the reaper to restart", func() bool { return m.Stats().EvictedIdle == 3 })
+	require.True(t, tick(t, clock, idle))
+	assert.False(t, tick(t, clock, 2*time.Second))
+	assert.Equal(t, uint64(3), m.Stats().EvictedIdle)
 }
 
 func TestUserPoolMonitorStillReceivesEvents(t *testing.T) {
@@ -357,11 +392,12 @@ func TestConcurrentChurn(t *testing.T) {
 	require.NoError(t, m.Close(context.Background()))
 	s := m.Stats()
 	assert.Equal(t, s.Created, s.Disconnects, "every client created was disconnected")
-	assert.Equal(t, s.Created, s.Evicted)
+	assert.Equal(t, s.Created+s.Recycled, s.Evicted, "every client was evicted once, by a cause")
 	assert.Equal(t, acquired.Load(), s.Hits+s.Misses)
+	assert.Zero(t, s.Refused)
 	assert.Equal(t, 0, s.Leases)
-	t.Logf("acquired %d, created %d, evicted lru %d idle %d app %d close %d",
-		acquired.Load(), s.Created, s.EvictedLRU, s.EvictedIdle, s.EvictedByApp, s.EvictedClose)
+	t.Logf("acquired %d, created %d, recycled %d, evicted lru %d idle %d app %d close %d",
+		acquired.Load(), s.Created, s.Recycled, s.EvictedLRU, s.EvictedIdle, s.EvictedByApp, s.EvictedClose)
 }
 
 // TestRecordsStayBoundedByClients: cycling 200 tenants through two clients

@@ -14,6 +14,28 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
+// initCounter is an init hook that counts its runs per tenant.
+type initCounter struct {
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+func (c *initCounter) init(_ context.Context, id string, _ *mongo.Database) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.runs == nil {
+		c.runs = map[string]int{}
+	}
+	c.runs[id]++
+	return nil
+}
+
+func (c *initCounter) of(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.runs[id]
+}
+
 // TestInitRunsOncePerTenantBeforeAnyLease: 200 concurrent first
 // acquisitions run the hook once, and none gets a lease before it finished.
 func TestInitRunsOncePerTenantBeforeAnyLease(t *testing.T) {
@@ -22,7 +44,9 @@ func TestInitRunsOncePerTenantBeforeAnyLease(t *testing.T) {
 	release := make(chan struct{})
 	m := newManager(t, mongotenant.WithInit(func(ctx context.Context, id string, db *mongo.Database) error {
 		runs.Add(1)
-		assert.Equal(t, "user_"+id+"_db", db.Name())
+		if db.Name() != "user_"+id+"_db" {
+			t.Errorf("init got database %s", db.Name())
+		}
 		<-release
 		finished.Store(true)
 		return nil
@@ -30,8 +54,14 @@ func TestInitRunsOncePerTenantBeforeAnyLease(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 200 {
 		wg.Go(func() {
-			l := acquire(t, m, "acme")
-			assert.True(t, finished.Load(), "a lease before init finished")
+			l, err := m.Acquire(context.Background(), "acme")
+			if err != nil {
+				t.Errorf("Acquire: %v", err)
+				return
+			}
+			if !finished.Load() {
+				t.Error("a lease before init finished")
+			}
 			l.Release()
 		})
 	}
@@ -39,18 +69,48 @@ func TestInitRunsOncePerTenantBeforeAnyLease(t *testing.T) {
 	close(release)
 	wg.Wait()
 	assert.Equal(t, int32(1), runs.Load())
+	s := m.Stats()
+	assert.Equal(t, uint64(200), s.Hits+s.Misses)
+	assert.Zero(t, s.Refused)
+}
 
-	// Evicted and recreated: not initialized again.
-	require.NoError(t, m.Evict(context.Background(), "acme"))
+// TestInitStateLivesWithTheTenant: init is remembered while the Manager
+// holds the tenant (a client, a lease), forgotten when the tenant is
+// dropped, and by Forget at once.
+func TestInitStateLivesWithTheTenant(t *testing.T) {
+	var hook initCounter
+	m := newManager(t, mongotenant.WithInit(hook.init))
+	ctx := context.Background()
+
 	acquire(t, m, "acme").Release()
-	acquire(t, m, "other").Release()
-	assert.Equal(t, int32(2), runs.Load())
+	acquire(t, m, "acme").Release()
+	assert.Equal(t, 1, hook.of("acme"), "cached: initialized once")
+
+	held := acquire(t, m, "acme")
+	require.NoError(t, m.Evict(ctx, "acme"))
+	acquire(t, m, "acme").Release()
+	assert.Equal(t, 1, hook.of("acme"), "evicted while leased: the tenant was held all along")
+	held.Release()
+
+	require.NoError(t, m.Evict(ctx, "acme"))
+	acquire(t, m, "acme").Release()
+	assert.Equal(t, 2, hook.of("acme"), "evicted idle: dropped, so initialized again")
+
+	held = acquire(t, m, "acme")
+	require.NoError(t, m.Forget(ctx, "acme"))
+	acquire(t, m, "acme").Release()
+	assert.Equal(t, 3, hook.of("acme"), "forgotten: initialized again although leased")
+	held.Release()
+
+	require.NoError(t, m.Forget(ctx, "nobody"), "forgetting a tenant the Manager does not hold is fine")
+	require.ErrorIs(t, m.Forget(ctx, "../admin"), mongotenant.ErrInvalidTenant)
+	assert.Equal(t, 0, m.Stats().Leases)
 }
 
 func TestInitFailureGoesToItsCallerAndIsRetried(t *testing.T) {
 	boom := errors.New("index build failed")
 	var calls atomic.Int32
-	m := newManager(t, mongotenant.WithInit(func(context.Context, string, *mongo.Database) error {
+	m := newManager(t, mongotenant.WithMaxLeases(1), mongotenant.WithInit(func(context.Context, string, *mongo.Database) error {
 		if calls.Add(1) == 1 {
 			return boom
 		}
@@ -58,10 +118,18 @@ func TestInitFailureGoesToItsCallerAndIsRetried(t *testing.T) {
 	}))
 	_, err := m.Acquire(context.Background(), "acme")
 	require.ErrorIs(t, err, boom)
-	assert.Equal(t, 0, m.Stats().Leases, "the failed caller's lease is released")
-	acquire(t, m, "acme").Release()
+	require.ErrorIs(t, err, mongotenant.ErrInit)
+	s := m.Stats()
+	assert.Equal(t, 0, s.Leases, "the failed caller's lease is released")
+	assert.Equal(t, uint64(1), s.RefusedInit)
+	assert.Zero(t, s.Hits+s.Misses, "a failed init serves no lease")
+
+	acquire(t, m, "acme").Release() // the bulkhead of 1 has its slot back
 	acquire(t, m, "acme").Release()
 	assert.Equal(t, int32(2), calls.Load())
+	s = m.Stats()
+	assert.Equal(t, uint64(1), s.Misses)
+	assert.Equal(t, uint64(1), s.Hits)
 }
 
 func TestInitWaitersAreBoundedByTheirOwnContext(t *testing.T) {
@@ -76,6 +144,7 @@ func TestInitWaitersAreBoundedByTheirOwnContext(t *testing.T) {
 	defer cancel()
 	_, err := m.Acquire(ctx, "slow")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, uint64(1), m.Stats().RefusedContext)
 	close(release)
 	require.NoError(t, <-first)
 }

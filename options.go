@@ -57,12 +57,16 @@ type config struct {
 	logTenantIDs      bool
 	disconnectTimeout time.Duration
 	maxLeases         int
+	strategy          Strategy
 	routers           []Router
 	routeTTL          time.Duration
 	budget            int
 	budgetPolicy      BudgetPolicy
 	nodes             int
+	recycle           bool
 	init              func(ctx context.Context, tenantID string, db *mongo.Database) error
+	initSet           bool  // WithInit was called, with init possibly nil
+	clock             clock // nil: the real clock; tests set a fake
 }
 
 func defaultConfig() config {
@@ -74,6 +78,8 @@ func defaultConfig() config {
 		logger:            slog.New(slog.DiscardHandler),
 		disconnectTimeout: DefaultDisconnectTimeout,
 		routeTTL:          DefaultRouteTTL,
+		strategy:          Dedicated(),
+		recycle:           true,
 	}
 }
 
@@ -97,10 +103,16 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithConnectionBudget(%d), WithNodes(%d): must be >= 0", ErrInvalidOption, c.budget, c.nodes)
 	case c.budgetPolicy != BudgetWait && c.budgetPolicy != BudgetFailFast:
 		return fmt.Errorf("%w: unknown BudgetPolicy %d", ErrInvalidOption, c.budgetPolicy)
+	case c.strategy == nil || isNilStrategy(c.strategy):
+		return fmt.Errorf("%w: WithStrategy(nil)", ErrInvalidOption)
+	case c.initSet && c.init == nil:
+		return fmt.Errorf("%w: WithInit(nil)", ErrInvalidOption)
+	case c.maxLeases > leaseMask:
+		return fmt.Errorf("%w: WithMaxLeases(%d): must be at most %d", ErrInvalidOption, c.maxLeases, leaseMask)
 	}
 	for _, r := range c.routers {
 		if r == nil {
-			return fmt.Errorf("%w: nil Router", ErrInvalidOption)
+			return fmt.Errorf("%w: a nil Router, placement, credentials or tier lookup", ErrInvalidOption)
 		}
 	}
 	return nil
@@ -182,25 +194,11 @@ func WithDisconnectTimeout(d time.Duration) Option {
 	return func(c *config) { c.disconnectTimeout = d }
 }
 
-// baseClientOptions merges the Manager's defaults, the URI and the user's
-// options, last wins.
-func baseClientOptions(uri string, c *config) (*options.ClientOptions, error) {
-	defaults := options.Client().
-		SetServerMonitoringMode(options.ServerMonitoringModePoll).
-		SetConnectTimeout(DefaultConnectTimeout).
-		SetServerSelectionTimeout(DefaultServerSelectionTimeout).
-		SetMaxConnIdleTime(DefaultConnMaxIdleTime).
-		SetMaxPoolSize(DefaultPoolSize)
-	all := append([]*options.ClientOptions{defaults, options.Client().ApplyURI(uri)}, c.clientOpts...)
-	base := options.MergeClientOptions(all...)
-	if c.poolSizeSet {
-		base.SetMaxPoolSize(c.poolSize)
-	}
-	if *base.MaxPoolSize == 0 {
-		return nil, fmt.Errorf("%w: maxPoolSize 0 (unlimited) is unsafe with a client per tenant", ErrInvalidOption)
-	}
-	if err := base.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
-	}
-	return base, nil
-}
+// WithClientRecycling turns client recycling on or off. When a client must
+// be evicted to make room for a new one (at the cap or in the budget), is
+// unleased, and was built with the same options as the new one (same
+// deployment and pool size, no per-tenant credentials), the new tenant takes
+// it over instead of the Manager disconnecting one client and connecting
+// another: its pooled connections and monitor stay warm. A dedicated client
+// still serves one tenant at a time. Default on.
+func WithClientRecycling(on bool) Option { return func(c *config) { c.recycle = on } }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"unique"
 
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// A Route says where and how a tenant is served. Routers fill it in on the
-// tenant's first Acquire; the Manager caches it, and re-resolves it after the
-// route TTL or on [Manager.Refresh].
+// A Route says where and how a tenant is served. The strategy and the
+// routers fill it in on the tenant's first Acquire; the Manager keeps it
+// while it holds the tenant, and resolves it again after the route TTL, on
+// [Manager.Refresh], or after [Manager.Evict].
 type Route struct {
 	// Cluster is the URI of the deployment holding the tenant's database; ""
 	// means the URI given to New. Clients are per cluster.
@@ -41,20 +45,31 @@ type Route struct {
 	Auth *options.Credential
 }
 
-// A Router fills in part of a tenant's Route. Routers run in the order of
-// their options, each seeing the route the previous ones left; errors fail
-// the Acquire and are not cached. A Router is called concurrently for
-// different tenants and must be safe for that.
+// A Router fills in part of a tenant's Route. Routers run after the
+// strategy, in the order of their options, each seeing the route the
+// previous ones left. An error fails the Acquire (wrapped in [ErrRoute]) and
+// is not cached. A Router is called concurrently for different tenants and
+// must be safe for that; it gets the ctx of the Acquire that needs the
+// route, or a ctx that [Manager.Close] cancels for a background refresh.
+//
+// If a Router panics, the panic propagates to the caller whose Acquire or
+// Refresh ran it, and nothing is left behind: callers waiting for the same
+// tenant try again. A panic in a background refresh is recovered and
+// logged at Warn, and the old route is kept.
 type Router func(ctx context.Context, tenantID string, r *Route) error
 
-// WithRouter adds a custom Router: the general seam behind [WithStrategy],
-// [WithTiers], [WithPlacement] and [WithTenantAuth].
+// WithRouter adds a custom Router: the general seam behind [WithTiers],
+// [WithPlacement] and [WithTenantAuth]. A nil Router makes New fail.
 func WithRouter(r Router) Option { return func(c *config) { c.routers = append(c.routers, r) } }
 
 // WithPlacement places tenants on deployments: cluster returns the URI of
 // the deployment for a tenant ("" for the URI given to New). Use it to spread
-// tenants over several replica sets or sharded clusters.
+// tenants over several replica sets or sharded clusters. A nil cluster makes
+// New fail.
 func WithPlacement(cluster func(ctx context.Context, tenantID string) (string, error)) Option {
+	if cluster == nil {
+		return WithRouter(nil)
+	}
 	return WithRouter(func(ctx context.Context, id string, r *Route) error {
 		uri, err := cluster(ctx, id)
 		r.Cluster = uri
@@ -64,8 +79,13 @@ func WithPlacement(cluster func(ctx context.Context, tenantID string) (string, e
 
 // WithTenantAuth gives each tenant its own credentials, for deployments with
 // a database user per tenant. It forces a client per tenant: see
-// [Route.Auth].
+// [Route.Auth]. When a tenant's credentials change (seen at a route refresh),
+// the tenant moves to a new client; the old one serves its last leases and
+// is disconnected. A nil auth makes New fail.
 func WithTenantAuth(auth func(ctx context.Context, tenantID string) (options.Credential, error)) Option {
+	if auth == nil {
+		return WithRouter(nil)
+	}
 	return WithRouter(func(ctx context.Context, id string, r *Route) error {
 		cred, err := auth(ctx, id)
 		r.Auth = &cred
@@ -73,97 +93,194 @@ func WithTenantAuth(auth func(ctx context.Context, tenantID string) (options.Cre
 	})
 }
 
-// resolve runs the routers for tenantID and checks the result.
-func (m *Manager) resolve(ctx context.Context, tenantID string) (Route, clientKey, error) {
-	if err := m.cfg.validateTenant(tenantID); err != nil {
-		if !errors.Is(err, ErrInvalidTenant) {
-			err = fmt.Errorf("%w: %w", ErrInvalidTenant, err)
-		}
-		return Route{}, clientKey{}, err
-	}
+// routeShape is the part of a resolved route that tenants share. It is
+// interned, so that a million tenants of one shared client hold one copy.
+type routeShape struct {
+	key       clientKey
+	group     string // Route.Group; key.group differs with per-tenant credentials
+	maxLeases int32
+	tier      string
+	dedicated bool // the client serves this tenant alone
+}
+
+// resolve runs the strategy and the routers for tenantID, whose default
+// database name is name, and checks the result. Errors wrap ErrRoute or
+// ErrInvalidTenant.
+func (m *Manager) resolve(ctx context.Context, tenantID, name string) (routeShape, string, error) {
 	r := Route{
-		Group:     tenantID,
-		Database:  m.cfg.databaseName(tenantID),
+		Group:     m.cfg.strategy.Group(tenantID),
+		Database:  name,
 		PoolSize:  m.poolSize,
 		MaxLeases: m.cfg.maxLeases,
 	}
-	for _, route := range m.cfg.routers {
-		if err := route(ctx, tenantID, &r); err != nil {
-			return Route{}, clientKey{}, fmt.Errorf("mongotenant: route: %w", err)
+	if len(m.cfg.routers) > 0 {
+		rp := new(Route) // only routers make the route escape
+		*rp = r
+		for _, route := range m.cfg.routers {
+			if err := route(ctx, tenantID, rp); err != nil {
+				return routeShape{}, "", fmt.Errorf("%w: %w", ErrRoute, err)
+			}
+		}
+		r = *rp
+	}
+	if r.Database != name {
+		if err := checkDatabaseName(r.Database); err != nil {
+			return routeShape{}, "", err
 		}
 	}
-	if err := checkDatabaseName(r.Database); err != nil {
-		return Route{}, clientKey{}, err
+	if r.PoolSize == 0 || r.MaxLeases < 0 || r.MaxLeases > leaseMask {
+		return routeShape{}, "", fmt.Errorf("%w: the route has PoolSize %d and MaxLeases %d", ErrRoute, r.PoolSize, r.MaxLeases)
 	}
-	if r.PoolSize == 0 || r.MaxLeases < 0 {
-		return Route{}, clientKey{}, fmt.Errorf("%w: route with PoolSize %d, MaxLeases %d", ErrInvalidOption, r.PoolSize, r.MaxLeases)
+	s := routeShape{
+		key:       clientKey{cluster: r.Cluster, group: r.Group, poolSize: r.PoolSize},
+		group:     r.Group,
+		maxLeases: int32(r.MaxLeases),
+		tier:      r.Tier,
+		dedicated: r.Group == tenantID,
 	}
-	key := clientKey{cluster: r.Cluster, group: r.Group, poolSize: r.PoolSize}
 	if r.Auth != nil {
-		key.group = "\x00tenant:" + tenantID // no strategy's group can collide with it
+		cred := *r.Auth                        // the Router's value may change after it returns
+		s.key.group = "\x00tenant:" + tenantID // no strategy's group can collide with it
+		s.key.auth = &cred
+		s.dedicated = true
 	}
-	return r, key, nil
+	return s, r.Database, nil
+}
+
+// setRouteLocked installs a route on t. The caller holds t.mu.
+func (t *tenant) setRouteLocked(s routeShape, dbName string, now int64) {
+	t.route = unique.Make(s)
+	t.dbName = dbName
+	t.maxLeases.Store(s.maxLeases)
+	t.routedAt.Store(now)
+	t.routeVer++
+}
+
+// keepCredentialsLocked returns s with t's credentials if they are equal
+// by value to the ones s has, so that s names t's client when nothing else
+// changed. The caller holds t.mu.
+func (t *tenant) keepCredentialsLocked(s routeShape) routeShape {
+	old := t.route.Value().key.auth
+	if old != nil && s.key.auth != nil && credentialsEqual(old, s.key.auth) {
+		s.key.auth = old
+	}
+	return s
+}
+
+// credentialsEqual compares credentials by value. Callbacks compare by
+// code pointer: two closures of one function count as equal.
+func credentialsEqual(a, b *options.Credential) bool {
+	return a.AuthMechanism == b.AuthMechanism && a.AuthSource == b.AuthSource &&
+		a.Username == b.Username && a.Password == b.Password && a.PasswordSet == b.PasswordSet &&
+		maps.Equal(a.AuthMechanismProperties, b.AuthMechanismProperties) &&
+		funcPointer(a.OIDCMachineCallback) == funcPointer(b.OIDCMachineCallback) &&
+		funcPointer(a.OIDCHumanCallback) == funcPointer(b.OIDCHumanCallback)
+}
+
+func funcPointer(f any) uintptr {
+	v := reflect.ValueOf(f)
+	if !v.IsValid() || v.IsNil() {
+		return 0
+	}
+	return v.Pointer()
 }
 
 // Refresh resolves tenantID's route again now, as after the route TTL. If
-// the route changed (a new tier, cluster or group), the tenant moves to the
-// matching client; a client left with no tenants is disconnected after its
-// last lease. Leases granted before the change keep their client and count
-// against the old bulkhead until released.
+// the tenant's client would change (a new pool size, cluster, group or
+// credentials), the tenant leaves its client: the next Acquire binds it to
+// the new one, and the old one serves its last leases and is disconnected if
+// no other tenant uses it. A new lease limit applies at once, to the leases
+// already granted too. A tenant the Manager does not hold is resolved afresh
+// at its next Acquire, so Refresh returns nil for it.
+//
+// Errors wrap [ErrRoute], [ErrInvalidTenant] or [ErrClosed]. A panicking
+// Router panics here too, leaving the old route in place.
 func (m *Manager) Refresh(ctx context.Context, tenantID string) error {
-	r, key, err := m.resolve(ctx, tenantID)
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	name, err := m.validate(tenantID)
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return ErrClosed
-	}
-	old := m.tenants[tenantID]
-	if old == nil {
-		m.mu.Unlock()
-		return nil // resolved afresh at its next Acquire
-	}
-	if old.key == key && old.route.MaxLeases == r.MaxLeases && old.route.Tier == r.Tier && old.route.Database == r.Database {
-		old.routed.Store(m.now())
-		m.mu.Unlock()
+	t := m.tenants.load(tenantID)
+	if t == nil {
 		return nil
 	}
-	t := m.newTenantLocked(tenantID, r, key)
-	if old.route.MaxLeases == r.MaxLeases {
-		t.sem = old.sem // the same bulkhead counts leases from before the change
+	return m.refresh(ctx, t, name)
+}
+
+// refresh resolves t's route again and applies it.
+func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
+	t.mu.Lock()
+	if t.phase == phaseDropped || t.phase == phaseUnrouted {
+		t.mu.Unlock()
+		return nil // resolved afresh at its next Acquire
 	}
-	m.tenants[tenantID] = t
-	idle := m.retireRecordLocked(old, causeRoute)
-	m.mu.Unlock()
-	if idle != nil {
-		_ = m.disconnect(ctx, idle) // counted and logged
+	ver := t.routeVer
+	t.mu.Unlock()
+
+	s, dbName, err := m.resolve(ctx, t.id, name)
+	if err != nil {
+		return err
+	}
+	m.refreshes.Add(1)
+	t.mu.Lock()
+	if t.routeVer != ver || t.phase == phaseDropped || t.phase == phaseUnrouted {
+		t.mu.Unlock()
+		return nil // changed meanwhile: the newer change stands
+	}
+	var gone *client
+	s = t.keepCredentialsLocked(s)
+	old := t.route.Value()
+	switch {
+	case s == old && dbName == t.dbName:
+		t.routedAt.Store(m.clock.now())
+	case s.key == old.key && dbName == t.dbName:
+		t.setRouteLocked(s, dbName, m.clock.now()) // a new limit or tier on the same client
+		t.wakeLocked()
+		m.cfg.logger.Debug("mongotenant: route changed", "tenant", t.id, "tier", s.tier, "max_leases", s.maxLeases)
+	default:
+		if t.phase == phaseBound {
+			gone = m.leaveClientLocked(t, causeRoute)
+		}
+		t.setRouteLocked(s, dbName, m.clock.now())
+		t.wakeLocked()
+		m.cfg.logger.Debug("mongotenant: route changed; the tenant moves to another client", "tenant", t.id, "group", s.key.group, "pool", s.key.poolSize)
+	}
+	m.dropIfUnusedLocked(t)
+	t.mu.Unlock()
+	if gone != nil {
+		_ = m.disconnect(ctx, gone) // counted and logged
 	}
 	return nil
 }
 
-// refreshLater re-resolves t's route in the background once it is older
-// than the route TTL. Release calls it, off the Acquire path.
-func (m *Manager) refreshLater(t *tenant, now int64) {
-	if now-t.routed.Load() < int64(m.cfg.routeTTL) || !t.refreshing.CompareAndSwap(false, true) {
+// refreshLater resolves t's route again in the background. Release calls
+// it once the route is older than the route TTL, off the Acquire path.
+func (m *Manager) refreshLater(t *tenant) {
+	if !t.refreshing.CompareAndSwap(false, true) {
 		return
 	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	m.background.Add(1)
-	m.mu.Unlock()
-	go func() {
-		defer m.background.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.disconnectTimeout)
-		defer cancel()
-		if err := m.Refresh(ctx, t.id); err != nil && !errors.Is(err, ErrClosed) {
-			m.cfg.logger.Warn("mongotenant: route refresh failed; keeping the old route", m.tenantAttr(t.id), "error", err)
-			t.routed.Store(m.now()) // try again after another TTL
-		}
+	if !m.goBackground(func(ctx context.Context) { m.backgroundRefresh(ctx, t) }) {
 		t.refreshing.Store(false)
+	}
+}
+
+func (m *Manager) backgroundRefresh(ctx context.Context, t *tenant) {
+	defer t.refreshing.Store(false)
+	defer func() {
+		if p := recover(); p != nil {
+			m.refreshErrors.Add(1)
+			m.cfg.logger.Warn("mongotenant: a callback panicked in a background route refresh; the old route is kept", m.tenantAttr(t.id))
+			m.cfg.logger.Debug("mongotenant: route refresh panic", "tenant", t.id, "panic", fmt.Sprint(p))
+			t.routedAt.Store(m.clock.now()) // try again after another TTL
+		}
 	}()
+	err := m.refresh(ctx, t, m.cfg.databaseName(t.id))
+	if err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+		m.refreshErrors.Add(1)
+		m.cfg.logger.Warn("mongotenant: route refresh failed; the old route is kept", m.tenantAttr(t.id), "error", err)
+		t.routedAt.Store(m.clock.now())
+	}
 }

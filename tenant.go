@@ -1,89 +1,235 @@
 package mongotenant
 
 import (
-	"context"
-	"fmt"
+	"sync"
 	"sync/atomic"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
+	"unique"
 )
 
-// tenant is a tenant's record: its route, and once bound, its client and
-// database, which never change. When the client is evicted or the route
-// changes, the record is retired and an unbound copy takes its place, sharing
-// its bulkhead so that every lease of the tenant counts against one limit.
+// tenant is everything that belongs to one tenant ID: its route, its
+// bulkhead and lease count, its init state and last use. There is one per
+// ID, in the tenant map, for as long as anything refers to it: a binding to
+// a client, a live lease, or a caller working on it or waiting for it.
+// When nothing does, it is dropped, and the ID's next Acquire starts afresh.
+//
+// What belongs to the tenant's current client (the client and the database
+// handle) is in its [binding], which the tenant replaces when it moves to
+// another client; its bulkhead, lease count and init state stay here.
 type tenant struct {
-	id    string
-	route Route
-	key   clientKey
-	sem   chan struct{} // bulkhead: one slot per lease; nil when MaxLeases is 0
+	// The first cache line is all the hot path reads or writes.
 
-	c     *client         // set once under Manager.mu by bindLocked; nil while unbound
-	db    *mongo.Database // set with c
-	ready bool            // the tenant's init hook has run; protected by Manager.mu
+	// word is the hot path's gate and the bulkhead's count, in one atomic
+	// so that a lease is granted with one compare-and-swap:
+	//
+	//	bits 0-29   leases on the current binding
+	//	bit 30      readyBit: bound, initialized and open; the hot path may grant
+	//	bit 31      waitersBit: callers wait in the bulkhead queue; the hot path may not grant
+	//	bits 32-63  generation: bumped each time the tenant leaves a binding
+	//
+	// The generation lets Release tell a lease on the current binding from
+	// one on a binding the tenant has left, and keeps a hot path that read
+	// cur from granting after the binding changed under it.
+	word      atomic.Uint64
+	lastUsed  atomic.Int64            // coarse clock at the last Release, or when created
+	cur       atomic.Pointer[binding] // current binding, nil while unbound; written under mu while readyBit is clear
+	maxLeases atomic.Int32            // the bulkhead, 0 for none; written under mu
+	carried   atomic.Int32            // leases on bindings the tenant has left, counted by the bulkhead; written under mu
+	routedAt  atomic.Int64            // clock when the route was resolved or last confirmed
+	hash      uint64                  // the tenant map's hash of id
+	id        string
 
-	// The counters below are written by every lease. Reading the fields
-	// above from a line another core is writing would cost the hot path a
-	// second cache transfer, so they live on lines of their own.
-	_ [64]byte
+	cell       uint32      // which counter cell of its clients the tenant updates (see client.cells)
+	refreshing atomic.Bool // a background route refresh is under way
 
-	state      atomic.Int64  // lease count | retiredBit
-	acquires   atomic.Uint64 // leases granted
-	lastUsed   atomic.Int64  // Manager clock, ns: creation, then each Release
-	routed     atomic.Int64  // Manager clock when the route was last confirmed
-	refreshing atomic.Bool   // a background route refresh is under way
+	mu       sync.Mutex // guards the fields below, and writes to cur, maxLeases and carried
+	phase    phase
+	work     work    // what the caller leading work on the tenant is doing
+	flight   *flight // waiters for that work; nil until one arrives
+	refs     int32   // callers in the slow path holding the tenant
+	initDone bool    // the init hook has succeeded for this tenant
+	routeVer uint32  // bumped when the route changes or is forgotten
+	route    unique.Handle[routeShape]
+	dbName   string
+	queue    []*bulkheadWaiter // callers waiting for a lease, first come first served
+
+	exp expiryPos // position in the idle reaper's index; guarded by expiry.mu
+
+	in         *client // the client whose member list holds the tenant; guarded by Manager.mu
+	prev, next *tenant // in that list; guarded by Manager.mu
 }
 
-func newTenant(id string, r Route, key clientKey, now int64) *tenant {
-	t := &tenant{id: id, route: r, key: key}
-	if r.MaxLeases > 0 {
-		t.sem = make(chan struct{}, r.MaxLeases)
-	}
-	t.lastUsed.Store(now)
-	t.routed.Store(now)
-	return t
-}
+// The tenant's word.
+const (
+	leaseMask  = 1<<30 - 1
+	readyBit   = 1 << 30
+	waitersBit = 1 << 31
+	genShift   = 32
+)
 
-// unbound returns a fresh record with t's route and bulkhead, to take t's
-// place when its client goes.
-func (t *tenant) unbound() *tenant {
-	n := &tenant{id: t.id, route: t.route, key: t.key, sem: t.sem, ready: t.ready}
-	n.lastUsed.Store(t.lastUsed.Load())
-	n.routed.Store(t.routed.Load())
-	return n
-}
+func leasesOf(w uint64) int32 { return int32(w & leaseMask) }
+func genOf(w uint64) uint32   { return uint32(w >> genShift) }
 
-func (t *tenant) leases() int { return int(t.state.Load() &^ retiredBit) }
+// phase is where a tenant is in its life. A tenant moves forward from
+// unrouted to bound, back to routed when it leaves a client, back to
+// unrouted when its route is forgotten, and ends dropped.
+type phase uint8
 
-// tryEnter takes a bulkhead slot without waiting.
-func (t *tenant) tryEnter() bool {
-	if t.sem == nil {
-		return true
-	}
-	select {
-	case t.sem <- struct{}{}:
-		return true
+const (
+	phaseUnrouted phase = iota // no route: new, or forgotten by Evict or Forget
+	phaseRouted                // a route, no client
+	phaseBound                 // a client: cur is set
+	phaseDropped               // out of the tenant map; callers holding it look again
+)
+
+// work is what a tenant's leader is doing while others wait on its flight.
+type work uint8
+
+const (
+	workNone work = iota
+	workResolving
+	workBinding
+	workInit
+)
+
+func (w work) String() string {
+	switch w {
+	case workResolving:
+		return "the tenant's route"
+	case workBinding:
+		return "the tenant's client"
 	default:
+		return "the tenant's init hook"
+	}
+}
+
+// admits reports whether the hot path may grant a lease at word w.
+func (t *tenant) admits(w uint64) bool {
+	if w&(readyBit|waitersBit) != readyBit {
 		return false
 	}
+	limit := t.maxLeases.Load()
+	return limit == 0 || leasesOf(w)+t.carried.Load() < limit
 }
 
-// enter takes a bulkhead slot, waiting until ctx is done.
-func (t *tenant) enter(ctx context.Context) error {
-	if t.tryEnter() {
-		return nil
+// hasRoomLocked reports whether the bulkhead allows one more lease. The
+// caller holds t.mu.
+func (t *tenant) hasRoomLocked() bool {
+	limit := t.maxLeases.Load()
+	return limit == 0 || leasesOf(t.word.Load())+t.carried.Load() < limit
+}
+
+// grantLocked takes a lease on the current binding, whatever the ready
+// bit says; the caller checked the bulkhead and holds t.mu, so the binding
+// cannot change.
+func (t *tenant) grantLocked() *binding {
+	t.word.Add(1)
+	return t.cur.Load()
+}
+
+// setReadyLocked opens the hot path once the tenant is bound and
+// initialized. The caller holds t.mu.
+func (t *tenant) setReadyLocked() {
+	for {
+		w := t.word.Load()
+		if w&readyBit != 0 || t.word.CompareAndSwap(w, w|readyBit) {
+			return
+		}
+	}
+}
+
+// setWaitersLocked sets or clears waitersBit. The caller holds t.mu.
+func (t *tenant) setWaitersLocked(on bool) {
+	for {
+		w := t.word.Load()
+		nw := w &^ waitersBit
+		if on {
+			nw |= waitersBit
+		}
+		if w == nw || t.word.CompareAndSwap(w, nw) {
+			return
+		}
+	}
+}
+
+// detachLocked ends the tenant's current binding: the hot path can no
+// longer grant on it, its live leases move to carried, and it keeps count
+// of them until they drain. It returns the binding and its live leases.
+// The caller holds t.mu; the tenant is bound.
+func (t *tenant) detachLocked() (b *binding, live int32) {
+	b = t.cur.Load()
+	for {
+		w := t.word.Load()
+		nw := uint64(genOf(w)+1)<<genShift | w&waitersBit
+		if t.word.CompareAndSwap(w, nw) {
+			live = leasesOf(w)
+			break
+		}
+	}
+	t.cur.Store(nil)
+	b.draining = live
+	t.carried.Add(live)
+	t.phase = phaseRouted
+	return b, live
+}
+
+// detachIfIdleLocked detaches the tenant only if it holds no lease, in the
+// same compare-and-swap that closes the hot path, so that no lease slips
+// in between the check and the detach. The caller holds t.mu; the tenant
+// is bound.
+func (t *tenant) detachIfIdleLocked() (b *binding, ok bool) {
+	for {
+		w := t.word.Load()
+		if leasesOf(w) != 0 {
+			return nil, false
+		}
+		nw := uint64(genOf(w)+1)<<genShift | w&waitersBit
+		if t.word.CompareAndSwap(w, nw) {
+			break
+		}
+	}
+	b = t.cur.Load()
+	t.cur.Store(nil)
+	t.phase = phaseRouted
+	return b, true
+}
+
+// unusedLocked reports whether nothing refers to the tenant any more: no
+// binding, no lease, no caller. The caller holds t.mu.
+func (t *tenant) unusedLocked() bool {
+	return (t.phase == phaseRouted || t.phase == phaseUnrouted) &&
+		t.refs == 0 && leasesOf(t.word.Load()) == 0 && t.carried.Load() == 0 && len(t.queue) == 0
+}
+
+// A bulkheadWaiter is a caller waiting for a lease of a tenant at its
+// limit. wake has room for one signal, so waking never blocks.
+type bulkheadWaiter struct{ wake chan struct{} }
+
+// wakeLocked tells the first waiter to look again: a lease was released,
+// the limit changed, or the tenant left its client. The caller holds t.mu.
+func (t *tenant) wakeLocked() {
+	if len(t.queue) == 0 {
+		return
 	}
 	select {
-	case t.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %d leases in use: %w", ErrTenantBusy, cap(t.sem), context.Cause(ctx))
+	case t.queue[0].wake <- struct{}{}:
+	default:
 	}
 }
 
-// exit gives the slot back.
-func (t *tenant) exit() {
-	if t.sem != nil {
-		<-t.sem
+// leaveQueueLocked removes w from the queue, passing its turn on if it was
+// first. The caller holds t.mu.
+func (t *tenant) leaveQueueLocked(w *bulkheadWaiter) {
+	for i, q := range t.queue {
+		if q == w {
+			t.queue = append(t.queue[:i], t.queue[i+1:]...)
+			if i == 0 {
+				t.wakeLocked()
+			}
+			break
+		}
+	}
+	if len(t.queue) == 0 {
+		t.queue = nil
+		t.setWaitersLocked(false)
 	}
 }

@@ -30,10 +30,14 @@ const DefaultRouteTTL = 5 * time.Minute
 // WithTiers sizes tenants by tier. tierOf is the application's lookup (a
 // billing table, say); its answer is cached for the route TTL
 // ([WithRouteTTL]), then looked up again in the background while the old
-// answer keeps serving. An unknown tier fails the Acquire. A tier change
-// moves the tenant to a client of the new pool size; leases on the old
-// client finish first. tiers nil means [DefaultTiers].
+// answer keeps serving. An unknown tier fails the Acquire with [ErrRoute].
+// A tier change moves the tenant to a client of the new pool size; leases
+// on the old client finish first. tiers nil means [DefaultTiers]; a nil
+// tierOf makes New fail.
 func WithTiers(tierOf func(ctx context.Context, tenantID string) (string, error), tiers map[string]Tier) Option {
+	if tierOf == nil {
+		return WithRouter(nil)
+	}
 	if tiers == nil {
 		tiers = DefaultTiers()
 	}
@@ -61,8 +65,11 @@ func WithTiers(tierOf func(ctx context.Context, tenantID string) (string, error)
 	})
 }
 
-// WithRouteTTL sets how long a tenant's route is cached before it is
-// resolved again in the background. 0 caches until [Manager.Refresh] or
-// eviction. Default [DefaultRouteTTL]; it matters only with routers whose
-// answers change, such as tiers or placement.
+// WithRouteTTL sets how long a tenant's route is trusted before a Release
+// has it resolved again in the background, while the old route keeps
+// serving. 0 keeps routes until [Manager.Refresh] or eviction. Default
+// [DefaultRouteTTL]. Only routers can change a route ([WithTiers],
+// [WithPlacement], [WithTenantAuth], [WithRouter]): without one there is
+// nothing to refresh, and no refresh runs, whatever the TTL and however the
+// strategy was chosen.
 func WithRouteTTL(d time.Duration) Option { return func(c *config) { c.routeTTL = d } }

@@ -230,7 +230,7 @@ func TestHTTPStatuses(t *testing.T) {
 		assert.Equal(t, http.StatusOK, <-held)
 		require.Equal(t, http.StatusTooManyRequests, status)
 		assert.JSONEq(t, `{"error":"tenant busy"}`, body)
-		assert.Equal(t, uint64(1), m.Stats().Busy)
+		assert.Equal(t, uint64(1), m.Stats().RefusedBusy)
 	})
 
 	t.Run("503", func(t *testing.T) {

@@ -22,16 +22,19 @@ import (
 //	                      400 for an invalid ID, 503 if m is closed
 //
 // Other paths get 404 and other methods 405, from [http.ServeMux]. Errors
-// are JSON, as written by [WriteError]. A 503 from DELETE can also mean
-// that the tenant left the cache but its client's Disconnect failed.
+// are JSON, as written by [WriteError].
 //
 // The JSON keys are the snake_case names of the Go fields, and are stable.
 // /stats: max_clients, budget_limit, clients, retiring, tenants, leases,
-// budget_used, open_connections, in_use_connections, created, hits, misses,
-// busy, evicted, evicted_lru, evicted_idle, evicted_by_app, evicted_close,
-// evicted_budget, evicted_route, disconnects, disconnect_errors.
+// waiting, budget_used, open_connections, in_use_connections, created, recycled,
+// hits, misses, waits, wait_ms (milliseconds, a floating-point number),
+// refused, refused_busy, refused_budget, refused_invalid, refused_route,
+// refused_create, refused_init, refused_closed, refused_context, evicted,
+// evicted_lru, evicted_idle, evicted_by_app, evicted_close, evicted_budget,
+// evicted_route, expired_tenants, route_refreshes, route_refresh_errors,
+// disconnects, disconnects_busy, disconnect_errors.
 // /tenants/{id}: tenant, database, group, tier ("" without tiers),
-// max_leases, created and last_used (RFC 3339 times), leases, acquires,
+// max_leases, created and last_used (RFC 3339 times), leases,
 // sharing, pool_size, open_connections, in_use_connections, check_outs,
 // check_out_failures, check_out_wait_ms and check_out_wait_max_ms
 // (milliseconds, as floating-point numbers), pool_clears.
@@ -77,54 +80,86 @@ func Admin(m *mongotenant.Manager, authorize func(*http.Request) bool) (http.Han
 // adminStats is the JSON of mongotenant.Stats. The tags live here, not on
 // the library's type, so that the wire format changes only on purpose.
 type adminStats struct {
-	MaxClients       int    `json:"max_clients"`
-	BudgetLimit      int    `json:"budget_limit"`
-	Clients          int    `json:"clients"`
-	Retiring         int    `json:"retiring"`
-	Tenants          int    `json:"tenants"`
-	Leases           int    `json:"leases"`
-	BudgetUsed       int    `json:"budget_used"`
-	OpenConnections  int    `json:"open_connections"`
-	InUseConnections int    `json:"in_use_connections"`
-	Created          uint64 `json:"created"`
-	Hits             uint64 `json:"hits"`
-	Misses           uint64 `json:"misses"`
-	Busy             uint64 `json:"busy"`
-	Evicted          uint64 `json:"evicted"`
-	EvictedLRU       uint64 `json:"evicted_lru"`
-	EvictedIdle      uint64 `json:"evicted_idle"`
-	EvictedByApp     uint64 `json:"evicted_by_app"`
-	EvictedClose     uint64 `json:"evicted_close"`
-	EvictedBudget    uint64 `json:"evicted_budget"`
-	EvictedRoute     uint64 `json:"evicted_route"`
-	Disconnects      uint64 `json:"disconnects"`
-	DisconnectErrors uint64 `json:"disconnect_errors"`
+	MaxClients         int     `json:"max_clients"`
+	BudgetLimit        int     `json:"budget_limit"`
+	Clients            int     `json:"clients"`
+	Retiring           int     `json:"retiring"`
+	Tenants            int     `json:"tenants"`
+	Leases             int     `json:"leases"`
+	Waiting            int     `json:"waiting"`
+	BudgetUsed         int     `json:"budget_used"`
+	OpenConnections    int     `json:"open_connections"`
+	InUseConnections   int     `json:"in_use_connections"`
+	Created            uint64  `json:"created"`
+	Recycled           uint64  `json:"recycled"`
+	Hits               uint64  `json:"hits"`
+	Misses             uint64  `json:"misses"`
+	Waits              uint64  `json:"waits"`
+	WaitMS             float64 `json:"wait_ms"`
+	Refused            uint64  `json:"refused"`
+	RefusedBusy        uint64  `json:"refused_busy"`
+	RefusedBudget      uint64  `json:"refused_budget"`
+	RefusedInvalid     uint64  `json:"refused_invalid"`
+	RefusedRoute       uint64  `json:"refused_route"`
+	RefusedCreate      uint64  `json:"refused_create"`
+	RefusedInit        uint64  `json:"refused_init"`
+	RefusedClosed      uint64  `json:"refused_closed"`
+	RefusedContext     uint64  `json:"refused_context"`
+	Evicted            uint64  `json:"evicted"`
+	EvictedLRU         uint64  `json:"evicted_lru"`
+	EvictedIdle        uint64  `json:"evicted_idle"`
+	EvictedByApp       uint64  `json:"evicted_by_app"`
+	EvictedClose       uint64  `json:"evicted_close"`
+	EvictedBudget      uint64  `json:"evicted_budget"`
+	EvictedRoute       uint64  `json:"evicted_route"`
+	ExpiredTenants     uint64  `json:"expired_tenants"`
+	RouteRefreshes     uint64  `json:"route_refreshes"`
+	RouteRefreshErrors uint64  `json:"route_refresh_errors"`
+	Disconnects        uint64  `json:"disconnects"`
+	DisconnectsBusy    uint64  `json:"disconnects_busy"`
+	DisconnectErrors   uint64  `json:"disconnect_errors"`
 }
 
 func statsJSON(s mongotenant.Stats) adminStats {
 	return adminStats{
-		MaxClients:       s.MaxClients,
-		BudgetLimit:      s.BudgetLimit,
-		Clients:          s.Clients,
-		Retiring:         s.Retiring,
-		Tenants:          s.Tenants,
-		Leases:           s.Leases,
-		BudgetUsed:       s.BudgetUsed,
-		OpenConnections:  s.OpenConnections,
-		InUseConnections: s.InUseConnections,
-		Created:          s.Created,
-		Hits:             s.Hits,
-		Misses:           s.Misses,
-		Busy:             s.Busy,
-		Evicted:          s.Evicted,
-		EvictedLRU:       s.EvictedLRU,
-		EvictedIdle:      s.EvictedIdle,
-		EvictedByApp:     s.EvictedByApp,
-		EvictedClose:     s.EvictedClose,
-		EvictedBudget:    s.EvictedBudget,
-		EvictedRoute:     s.EvictedRoute,
-		Disconnects:      s.Disconnects,
-		DisconnectErrors: s.DisconnectErrors,
+		MaxClients:         s.MaxClients,
+		BudgetLimit:        s.BudgetLimit,
+		Clients:            s.Clients,
+		Retiring:           s.Retiring,
+		Tenants:            s.Tenants,
+		Leases:             s.Leases,
+		Waiting:            s.Waiting,
+		BudgetUsed:         s.BudgetUsed,
+		OpenConnections:    s.OpenConnections,
+		InUseConnections:   s.InUseConnections,
+		Created:            s.Created,
+		Recycled:           s.Recycled,
+		Hits:               s.Hits,
+		Misses:             s.Misses,
+		Waits:              s.Waits,
+		WaitMS:             millis(s.WaitDuration),
+		Refused:            s.Refused,
+		RefusedBusy:        s.RefusedBusy,
+		RefusedBudget:      s.RefusedBudget,
+		RefusedInvalid:     s.RefusedInvalid,
+		RefusedRoute:       s.RefusedRoute,
+		RefusedCreate:      s.RefusedCreate,
+		RefusedInit:        s.RefusedInit,
+		RefusedClosed:      s.RefusedClosed,
+		RefusedContext:     s.RefusedContext,
+		Evicted:            s.Evicted,
+		EvictedLRU:         s.EvictedLRU,
+		EvictedIdle:        s.EvictedIdle,
+		EvictedByApp:       s.EvictedByApp,
+		EvictedClose:       s.EvictedClose,
+		EvictedBudget:      s.EvictedBudget,
+		EvictedRoute:       s.EvictedRoute,
+		ExpiredTenants:     s.ExpiredTenants,
+		RouteRefreshes:     s.RouteRefreshes,
+		RouteRefreshErrors: s.RouteRefreshErrors,
+		Disconnects:        s.Disconnects,
+		DisconnectsBusy:    s.DisconnectsBusy,
+		DisconnectErrors:   s.DisconnectErrors,
 	}
 }
 
@@ -138,7 +173,6 @@ type adminTenant struct {
 	Created           time.Time `json:"created"`
 	LastUsed          time.Time `json:"last_used"`
 	Leases            int       `json:"leases"`
-	Acquires          uint64    `json:"acquires"`
 	Sharing           int       `json:"sharing"`
 	PoolSize          uint64    `json:"pool_size"`
 	OpenConnections   int       `json:"open_connections"`
@@ -160,7 +194,6 @@ func tenantJSON(id string, t mongotenant.TenantStats) adminTenant {
 		Created:           t.Created,
 		LastUsed:          t.LastUsed,
 		Leases:            t.Leases,
-		Acquires:          t.Acquires,
 		Sharing:           t.Sharing,
 		PoolSize:          t.PoolSize,
 		OpenConnections:   t.OpenConnections,

@@ -84,10 +84,13 @@ func TestAdmin(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	stats := decode(t, rec)
 	assert.Equal(t, []string{
-		"budget_limit", "budget_used", "busy", "clients", "created", "disconnect_errors", "disconnects",
-		"evicted", "evicted_budget", "evicted_by_app", "evicted_close", "evicted_idle", "evicted_lru",
-		"evicted_route", "hits", "in_use_connections", "leases", "max_clients", "misses",
-		"open_connections", "retiring", "tenants",
+		"budget_limit", "budget_used", "clients", "created", "disconnect_errors", "disconnects",
+		"disconnects_busy", "evicted", "evicted_budget", "evicted_by_app", "evicted_close", "evicted_idle",
+		"evicted_lru", "evicted_route", "expired_tenants", "hits", "in_use_connections", "leases",
+		"max_clients", "misses", "open_connections", "recycled", "refused", "refused_budget", "refused_busy",
+		"refused_closed", "refused_context", "refused_create", "refused_init", "refused_invalid",
+		"refused_route", "retiring", "route_refresh_errors", "route_refreshes", "tenants", "wait_ms",
+		"waiting", "waits",
 	}, keys(stats), "the documented keys")
 	assert.EqualValues(t, 100, stats["max_clients"])
 	assert.EqualValues(t, 1, stats["clients"])
@@ -99,13 +102,13 @@ func TestAdmin(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	tenant := decode(t, rec)
 	assert.Equal(t, []string{
-		"acquires", "check_out_failures", "check_out_wait_max_ms", "check_out_wait_ms", "check_outs",
+		"check_out_failures", "check_out_wait_max_ms", "check_out_wait_ms", "check_outs",
 		"created", "database", "group", "in_use_connections", "last_used", "leases", "max_leases",
 		"open_connections", "pool_clears", "pool_size", "sharing", "tenant", "tier",
 	}, keys(tenant), "the documented keys")
 	assert.Equal(t, "acme", tenant["tenant"])
 	assert.Equal(t, "user_acme_db", tenant["database"])
-	assert.EqualValues(t, 2, tenant["acquires"])
+	assert.EqualValues(t, 0, tenant["leases"])
 	assert.EqualValues(t, 10, tenant["pool_size"])
 	assert.EqualValues(t, 1, tenant["sharing"])
 	assert.Equal(t, "", tenant["tier"])

@@ -96,7 +96,7 @@ func TestMiddlewareTenantBusy(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, rec.Code)
 	assert.Equal(t, "tenant busy", errorBody(t, rec))
 	assert.Equal(t, "2", rec.Header().Get("Retry-After"))
-	assert.Equal(t, uint64(1), m.Stats().Busy)
+	assert.Equal(t, uint64(1), m.Stats().RefusedBusy)
 
 	held.Release()
 	req = get("/")

@@ -1,0 +1,631 @@
+package mongotenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Acquire returns a lease on tenantID's client, creating the client on first
+// use. A cached tenant costs no network I/O, no lock and no allocation. The
+// lease must be released; until then its client stays connected.
+//
+// ctx bounds only the wait for the lease (a busy tenant, the budget, another
+// caller resolving the tenant's route or creating its client); the lease
+// outlives it. To wait briefly for a busy tenant and then do longer work,
+// acquire with a short ctx.
+//
+// Errors wrap [ErrInvalidTenant], [ErrTenantBusy], [ErrBudgetExceeded],
+// [ErrRoute], [ErrCreateClient], [ErrInit], [ErrClosed], or ctx's error. An
+// error from waiting wraps ctx's error and its cause, so errors.Is(err,
+// context.DeadlineExceeded) tells a caller that timed out from one that gave
+// up, whatever cause the ctx carries. Another caller's ctx never fails this
+// one: if the caller it waited for gives up, it tries again.
+//
+// A panic in a user callback (a Router, the Strategy, the tenant validator,
+// the database naming function or the init hook) propagates to the caller
+// whose Acquire ran it, after the Manager has undone everything that
+// caller started; callers waiting for that work try again.
+func (m *Manager) Acquire(ctx context.Context, tenantID string) (*Lease, error) {
+	// Acquire is small enough to inline, so a lease that does not escape the
+	// caller stays on the caller's stack: no allocation on the hot path.
+	l := new(Lease)
+	if err := m.acquire(ctx, tenantID, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Do runs fn with tenantID's database under a lease released when fn
+// returns, or panics. It returns fn's error, or the error of
+// [Manager.Acquire].
+func (m *Manager) Do(ctx context.Context, tenantID string, fn func(context.Context, *mongo.Database) error) error {
+	var l Lease
+	if err := m.acquire(ctx, tenantID, &l); err != nil {
+		return err
+	}
+	defer l.Release()
+	return fn(ctx, l.Database())
+}
+
+// Database returns tenantID's database under a lease that is released when
+// ctx is done. Use it with a request-scoped ctx. A ctx that can never end
+// (ctx.Done() returns nil, as for context.Background()) would hold the lease
+// until Close, so Database refuses it with an error wrapping
+// [ErrInvalidOption]; use [Manager.Acquire] for leases you release yourself.
+// Other errors are those of Acquire.
+func (m *Manager) Database(ctx context.Context, tenantID string) (*mongo.Database, error) {
+	if ctx.Done() == nil {
+		return nil, fmt.Errorf("%w: Database needs a ctx that ends; use Acquire and Release", ErrInvalidOption)
+	}
+	l := new(Lease)
+	if err := m.acquire(ctx, tenantID, l); err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, l.Release)
+	return l.Database(), nil
+}
+
+// acquire leases tenantID's client into l: the hot path, then acquireSlow.
+//
+// The hot path reads the tenant's word, then its binding, and takes the
+// lease with a compare-and-swap on the word: the binding changes only while
+// the word's ready bit is clear, and every change bumps the word, so a
+// successful swap proves the binding read was current.
+func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error {
+	if t := m.tenants.load(tenantID); t != nil {
+		for w := t.word.Load(); t.admits(w) && !m.closed.Load(); w = t.word.Load() {
+			b := t.cur.Load()
+			if t.word.CompareAndSwap(w, w+1) {
+				b.c.cell(t.cell).hits.Add(1)
+				l.t, l.b = t, b
+				return nil
+			}
+		}
+	}
+	return m.acquireSlow(ctx, tenantID, l)
+}
+
+// acquisition is one Acquire on the slow path.
+type acquisition struct {
+	m      *Manager
+	ctx    context.Context
+	id     string
+	dbName string // the tenant's default database name
+	lease  *Lease
+
+	miss      bool  // it resolved, bound, created, initialized or waited
+	waited    bool  // it waited for something
+	waitStart int64 // clock when it first waited
+}
+
+// errDropped sends an acquisition back to the tenant map: the tenant it
+// held was dropped before it could take it.
+var errDropped = errors.New("mongotenant: tenant dropped")
+
+// errRouteChanged sends an acquisition round again: the tenant's route
+// changed while it was binding the tenant.
+var errRouteChanged = errors.New("mongotenant: route changed")
+
+// acquireSlow takes the tenant through whatever it lacks, in order:
+// validate → route → bind or create → init → lease.
+func (m *Manager) acquireSlow(ctx context.Context, tenantID string, l *Lease) error {
+	a := &acquisition{m: m, ctx: ctx, id: tenantID, lease: l}
+	defer a.stopWaiting()
+	err := a.run()
+	a.account(err) // not reached if a callback panicked: such a call is neither served nor refused
+	return err
+}
+
+func (a *acquisition) run() (err error) {
+	if a.m.closed.Load() {
+		return ErrClosed
+	}
+	if a.dbName, err = a.m.validate(a.id); err != nil {
+		return err
+	}
+	for {
+		if err = a.on(a.m.tenantFor(a.id)); err != errDropped {
+			return err
+		}
+	}
+}
+
+// validate checks an untrusted tenant ID, and the database name it maps
+// to, before anything else is done with it. It returns the name.
+func (m *Manager) validate(tenantID string) (string, error) {
+	if err := m.cfg.validateTenant(tenantID); err != nil {
+		if !errors.Is(err, ErrInvalidTenant) {
+			err = fmt.Errorf("%w: %w", ErrInvalidTenant, err)
+		}
+		return "", err
+	}
+	name := m.cfg.databaseName(tenantID)
+	if err := checkDatabaseName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// tenantFor returns tenantID's tenant, adding one if the map has none.
+func (m *Manager) tenantFor(tenantID string) *tenant {
+	if t := m.tenants.load(tenantID); t != nil {
+		return t
+	}
+	t := &tenant{
+		id:   strings.Clone(tenantID), // the caller's string may pin a whole request buffer
+		hash: m.tenants.hash(tenantID),
+		cell: m.nextCell.Add(1),
+	}
+	now := m.clock.now()
+	m.advanceClock(now)
+	t.lastUsed.Store(now)
+	m.nTenants.Add(1)
+	if got := m.tenants.insert(t); got != t {
+		m.nTenants.Add(-1)
+		return got
+	}
+	if m.expiry != nil {
+		m.expiry.add(t, now+int64(m.cfg.idleTimeout))
+	}
+	m.startHousekeeper()
+	return t
+}
+
+// on takes t from wherever it is to a lease in a.lease. Each turn of its
+// loop holds t.mu, decides, and either finishes or leads or waits for one
+// step; a step that leads unlocks t.mu while it calls out and locks it
+// again before returning.
+func (a *acquisition) on(t *tenant) (err error) {
+	m := a.m
+	t.mu.Lock()
+	if t.phase == phaseDropped {
+		t.mu.Unlock()
+		return errDropped
+	}
+	t.refs++
+	var queued *bulkheadWaiter
+	locked := true // false while a step that may panic has t.mu unlocked
+	defer func() {
+		if !locked {
+			t.mu.Lock()
+		}
+		if queued != nil {
+			t.leaveQueueLocked(queued)
+		}
+		t.refs--
+		m.dropIfUnusedLocked(t)
+		t.mu.Unlock()
+	}()
+
+	for {
+		if m.closed.Load() {
+			return ErrClosed
+		}
+		if t.work != workNone {
+			if err := a.await(t); err != nil {
+				return err
+			}
+			continue
+		}
+		var b *binding
+		switch t.phase {
+		case phaseUnrouted:
+			locked = false
+			err = a.resolve(t)
+			locked = true
+			if err != nil {
+				return err
+			}
+			continue
+		case phaseRouted:
+			locked = false
+			b, err = a.bind(t)
+			locked = true
+			if err == errRouteChanged {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				continue // bound, but the bulkhead is full: queue below
+			}
+		case phaseBound:
+			if (len(t.queue) > 0 && t.queue[0] != queued) || !t.hasRoomLocked() {
+				if queued == nil {
+					queued = &bulkheadWaiter{wake: make(chan struct{}, 1)}
+					t.queue = append(t.queue, queued)
+					t.setWaitersLocked(true)
+				}
+				if err := a.awaitTurn(t, queued); err != nil {
+					return err
+				}
+				continue
+			}
+			b = a.grantLocked(t)
+		}
+		if queued != nil {
+			t.leaveQueueLocked(queued) // after the grant: the next in line sees it
+			queued = nil
+		}
+		if m.cfg.init != nil && !t.initDone {
+			locked = false
+			err = a.initialize(t, b)
+			locked = true
+			if err != nil {
+				return err
+			}
+		}
+		a.lease.t, a.lease.b = t, b
+		return nil
+	}
+}
+
+// grantLocked takes a lease on t's binding for the slow path. A lease that
+// needed nothing the hot path lacks counts as a hit. The caller holds t.mu
+// and checked the bulkhead.
+func (a *acquisition) grantLocked(t *tenant) *binding {
+	b := t.grantLocked()
+	if a.miss || (a.m.cfg.init != nil && !t.initDone) {
+		b.c.slowGrants.Add(1)
+	} else {
+		b.c.cell(t.cell).hits.Add(1)
+	}
+	return b
+}
+
+// await waits for the work another caller leads on t: its route, its
+// client or its init. Called and returns with t.mu held.
+func (a *acquisition) await(t *tenant) error {
+	if t.flight == nil {
+		t.flight = newFlight()
+	}
+	f, what := t.flight, t.work.String()
+	t.mu.Unlock()
+	a.wait()
+	err := f.wait(a.ctx, what)
+	t.mu.Lock()
+	if err == errRetry || err == errRouteChanged {
+		return nil
+	}
+	return err
+}
+
+// awaitTurn waits in t's bulkhead queue until it is woken or ctx ends.
+// Called and returns with t.mu held.
+func (a *acquisition) awaitTurn(t *tenant, w *bulkheadWaiter) error {
+	limit := t.maxLeases.Load()
+	t.mu.Unlock()
+	a.wait()
+	select {
+	case <-w.wake:
+		t.mu.Lock()
+		return nil
+	case <-a.ctx.Done():
+		t.mu.Lock()
+		return fmt.Errorf("%w: %d leases in use: %w", ErrTenantBusy, limit, ctxError(a.ctx))
+	}
+}
+
+// resolve leads the resolution of t's route. Called and returns with t.mu
+// held, unless a callback panics: then it returns nothing, leaves t.mu
+// unlocked, and the waiters try again.
+func (a *acquisition) resolve(t *tenant) error {
+	m := a.m
+	t.work = workResolving
+	ver := t.routeVer
+	t.mu.Unlock()
+	a.miss = true
+	finished := false
+	defer func() {
+		if !finished {
+			t.mu.Lock()
+			t.work = workNone
+			t.flight.abandon()
+			t.flight = nil
+			t.mu.Unlock()
+		}
+	}()
+	s, dbName, err := m.resolve(a.ctx, t.id, a.dbName)
+	finished = true
+
+	t.mu.Lock()
+	t.work = workNone
+	if err == nil && t.routeVer == ver && t.phase == phaseUnrouted {
+		t.setRouteLocked(s, dbName, m.clock.now())
+		t.phase = phaseRouted
+	}
+	t.flight.finish(a.ctx, err)
+	t.flight = nil
+	return err
+}
+
+// bind leads the binding of t to the client for its route, creating the
+// client if no tenant has. It returns the binding with a lease taken for
+// the caller, or nil if the bulkhead had no room. Called and returns with
+// t.mu held, unless a callback panics.
+func (a *acquisition) bind(t *tenant) (b *binding, err error) {
+	m := a.m
+	t.work = workBinding
+	ver, s := t.routeVer, t.route.Value()
+	t.mu.Unlock()
+	a.miss = true
+	finished := false
+	defer func() {
+		if !finished {
+			t.mu.Lock()
+			t.work = workNone
+			t.flight.abandon()
+			t.flight = nil
+			t.mu.Unlock()
+		}
+	}()
+	b, err = m.bind(a, t, ver, s)
+	finished = true
+
+	t.mu.Lock()
+	t.work = workNone
+	if err == errRouteChanged {
+		t.flight.finish(a.ctx, nil) // waiters look again
+	} else {
+		t.flight.finish(a.ctx, err)
+	}
+	t.flight = nil
+	return b, err
+}
+
+// bind attaches t to the cached client for key s.key, waits for the one
+// being created, or creates it. t.mu is not held.
+func (m *Manager) bind(a *acquisition, t *tenant, ver uint32, s routeShape) (*binding, error) {
+	for {
+		m.mu.Lock()
+		if m.closed.Load() {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		c := m.clients[s.key]
+		switch {
+		case c == nil:
+			c = newClient(m, s.key, s.dedicated)
+			m.clients[s.key] = c
+			m.creating++
+			m.mu.Unlock()
+			return m.create(a, t, ver, c)
+		case c.state == clientCreating:
+			if c.flight == nil {
+				c.flight = newFlight()
+			}
+			f := c.flight
+			m.mu.Unlock()
+			a.wait()
+			if err := f.wait(a.ctx, "the tenant's client"); err != nil && err != errRetry {
+				return nil, err
+			}
+		default:
+			m.mu.Unlock()
+			if b, err := m.attach(a, t, ver, c); err != errStale {
+				return b, err
+			}
+		}
+	}
+}
+
+// errStale sends bind round again: the client it found left the cache.
+var errStale = errors.New("mongotenant: client left the cache")
+
+// attach binds t to cached client c, taking a lease for the caller if the
+// bulkhead allows.
+func (m *Manager) attach(a *acquisition, t *tenant, ver uint32, c *client) (*binding, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.routeVer != ver || t.phase != phaseRouted {
+		return nil, errRouteChanged
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed.Load():
+		return nil, ErrClosed
+	case c.state != clientCached:
+		return nil, errStale
+	}
+	return m.attachLocked(a, t, c), nil
+}
+
+// attachLocked binds t to c and, if the bulkhead allows and nobody queues
+// before the caller, takes a lease for it. The caller holds t.mu and m.mu.
+func (m *Manager) attachLocked(a *acquisition, t *tenant, c *client) *binding {
+	m.linkLocked(t, c)
+	b := &binding{c: c, name: t.dbName, gen: genOf(t.word.Load())}
+	t.cur.Store(b)
+	t.phase = phaseBound
+	if m.cfg.init == nil || t.initDone {
+		t.setReadyLocked()
+	}
+	if len(t.queue) > 0 || !t.hasRoomLocked() {
+		return nil
+	}
+	return a.grantLocked(t)
+}
+
+// create leads the creation of client c for t's route: it makes room at
+// the cap and in the budget, recycles an evicted client or connects a new
+// one, and publishes it with t bound.
+func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client) (b *binding, err error) {
+	published := false
+	defer func() {
+		if !published {
+			m.abandonCreate(a.ctx, c, err)
+		}
+	}()
+	cl, err := m.clusterFor(c.key.cluster)
+	if err != nil {
+		return nil, err
+	}
+	c.cost = cl.cost(c.key.poolSize)
+	v, err := m.makeRoom(a, c)
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		m.adopt(c, v)
+	} else {
+		if c.mc, c.pool, err = m.connect(cl, c); err != nil {
+			return nil, err
+		}
+		m.created.Add(1)
+	}
+	b, err = m.publish(a, t, ver, c)
+	published = true
+	return b, err
+}
+
+// publish puts c, connected, in the cache, binds t to it if its route is
+// still the one c was made for, and evicts to stay within the cap if
+// creations raced past it.
+func (m *Manager) publish(a *acquisition, t *tenant, ver uint32, c *client) (*binding, error) {
+	var b *binding
+	var victims []*client
+	err := func() error {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.creating--
+		if m.closed.Load() {
+			delete(m.clients, c.key)
+			c.state = clientClosed
+			c.flight.finish(a.ctx, ErrClosed)
+			c.flight = nil
+			return ErrClosed
+		}
+		c.flight.finish(a.ctx, nil)
+		c.flight = nil
+		c.created = m.clock.now()
+		m.pending.Add(1)
+		c.state = clientCached
+		c.pins = 1
+		m.cacheLocked(c)
+		if t.routeVer == ver && t.phase == phaseRouted {
+			b = m.attachLocked(a, t, c)
+		} else {
+			m.orphanLocked(c)
+		}
+		for m.cfg.maxClients > 0 && len(m.cached) > m.cfg.maxClients {
+			v := m.victimLocked(false, c)
+			if v == nil {
+				break
+			}
+			v.pins++ // held until its tenants are detached, below
+			m.retireLocked(v, causeLRU)
+			victims = append(victims, v)
+		}
+		if t.phase != phaseBound {
+			return errRouteChanged
+		}
+		return nil
+	}()
+	m.cfg.logger.Debug("mongotenant: client created", "group", c.key.group, "pool", c.key.poolSize)
+	if err == ErrClosed {
+		m.dropUnpublished(c)
+		return nil, err
+	}
+	m.letGo(victims)
+	return b, err
+}
+
+// abandonCreate undoes the creation of c after a failure or a panic: it
+// leaves the Manager's books, and waiters for it look again or share err.
+func (m *Manager) abandonCreate(ctx context.Context, c *client, err error) {
+	m.mu.Lock()
+	if m.clients[c.key] == c {
+		delete(m.clients, c.key)
+	}
+	m.creating--
+	if err == nil {
+		c.flight.abandon() // a callback panicked
+	} else {
+		c.flight.finish(ctx, err)
+	}
+	c.flight = nil
+	c.state = clientClosed
+	m.mu.Unlock()
+	m.dropUnpublished(c)
+}
+
+// initialize leads the init hook for t with lease b, held for the caller.
+// Called and returns with t.mu held, unless the hook panics; either way a
+// failed hook leaves no lease and does not mark t initialized.
+func (a *acquisition) initialize(t *tenant, b *binding) error {
+	m := a.m
+	t.work = workInit
+	ver := t.routeVer
+	t.mu.Unlock()
+	a.miss = true
+	lease := Lease{t: t, b: b}
+	finished := false
+	defer func() {
+		if !finished {
+			lease.Release()
+			t.mu.Lock()
+			t.work = workNone
+			t.flight.abandon()
+			t.flight = nil
+			t.mu.Unlock()
+		}
+	}()
+	err := m.cfg.init(a.ctx, t.id, b.database())
+	finished = true
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrInit, err)
+		lease.Release()
+	}
+
+	t.mu.Lock()
+	t.work = workNone
+	if err == nil && t.routeVer == ver {
+		t.initDone = true
+		if t.phase == phaseBound {
+			t.setReadyLocked()
+		}
+	}
+	t.flight.finish(a.ctx, err)
+	t.flight = nil
+	return err
+}
+
+// wait notes that the acquisition waits, for Stats.
+func (a *acquisition) wait() {
+	a.miss = true
+	if !a.waited {
+		a.waited = true
+		a.waitStart = a.m.clock.now()
+		a.m.waiting.Add(1)
+	}
+}
+
+// stopWaiting takes the acquisition off the Waiting gauge, panic or not.
+func (a *acquisition) stopWaiting() {
+	if a.waited {
+		a.m.waiting.Add(-1)
+	}
+}
+
+// account counts the acquisition in Stats.
+func (a *acquisition) account(err error) {
+	m := a.m
+	if a.waited {
+		m.waits.Add(1)
+		m.waitTime.Add(m.clock.now() - a.waitStart)
+	}
+	switch {
+	case err != nil:
+		m.refused[refusalOf(err, a.ctx.Err() != nil)].Add(1)
+	case a.miss:
+		m.misses.Add(1)
+	}
+}

@@ -1,0 +1,78 @@
+package mongotenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// A flight is work that one caller (the leader) does while others that need
+// the same result wait: resolving a tenant's route, creating a client,
+// running a tenant's init hook. It is x/sync/singleflight's call struct with
+// two differences: each waiter waits only as long as its own ctx allows,
+// and a leader that did not finish (its ctx ended, or a callback panicked)
+// does not hand its failure to the waiters. They look again, and one of
+// them leads.
+//
+// The owner of the work (a tenant, a client) keeps its flight in a field
+// guarded by the owner's mutex, and creates it only when a second caller
+// arrives, so that uncontended work allocates nothing.
+type flight struct {
+	done chan struct{} // closed by finish
+	err  error         // the leader's result, set before done is closed; errRetry: look again
+}
+
+// errRetry tells waiters that the leader gave up without a result that is
+// theirs to share.
+var errRetry = errors.New("mongotenant: look again")
+
+func newFlight() *flight { return &flight{done: make(chan struct{})} }
+
+// finish publishes the leader's result. A result caused by the leader's
+// own ctx is not shared: waiters retry. f may be nil (nobody waited).
+func (f *flight) finish(leaderCtx context.Context, err error) {
+	if f == nil {
+		return
+	}
+	if err != nil && leaderCtx.Err() != nil && isContextError(err) {
+		err = errRetry
+	}
+	f.err = err
+	close(f.done)
+}
+
+// abandon ends the flight of a leader that panicked: waiters retry.
+func (f *flight) abandon() {
+	if f != nil {
+		f.err = errRetry
+		close(f.done)
+	}
+}
+
+// wait blocks until the flight is done or ctx ends. It returns nil or
+// errRetry when the caller should look again, the leader's error when it
+// is shared, and ctx's error otherwise.
+func (f *flight) wait(ctx context.Context, what string) error {
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return fmt.Errorf("mongotenant: waiting for %s: %w", what, ctxError(ctx))
+	}
+}
+
+// isContextError reports whether err came from a context ending.
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// ctxError is ctx's error, and its cause when it has one, so that
+// errors.Is(err, context.DeadlineExceeded) holds whatever cause the caller
+// attached.
+func ctxError(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || cause == err {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, cause)
+}

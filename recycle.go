@@ -1,0 +1,89 @@
+package mongotenant
+
+import "context"
+
+// Recycling: when a new client needs room at the cap or in the budget, and
+// the client evicted to make it is unleased and was built with the same
+// options (deployment, pool size, no per-tenant credentials), the new
+// client takes over the evicted one's *mongo.Client instead of the Manager
+// disconnecting one and connecting another. Its pooled connections and its
+// monitor stay warm, and the new tenant's first operation does not wait for
+// a handshake. One tenant per dedicated client still holds at every moment:
+// the evicted client's tenants are detached, and it has no lease, before it
+// is handed over.
+
+// makeRoom makes room for c, being created, at the client cap and in the
+// budget. It returns an evicted client for c to adopt, or nil if c must
+// connect its own.
+func (m *Manager) makeRoom(a *acquisition, c *client) (*client, error) {
+	if m.cfg.maxClients > 0 {
+		m.mu.Lock()
+		var victims []*client
+		for len(m.cached)+m.creating > m.cfg.maxClients {
+			v := m.victimLocked(false, nil)
+			if v == nil {
+				break // every other client is being created; publish evicts instead
+			}
+			v.pins++ // held: nobody disconnects it while settle decides
+			m.retireLocked(v, causeLRU)
+			victims = append(victims, v)
+		}
+		m.mu.Unlock()
+		if v := m.settle(victims, c); v != nil {
+			return v, nil
+		}
+	}
+	if m.cfg.budget > 0 {
+		return m.reserve(a, c)
+	}
+	return nil, nil
+}
+
+// settle detaches the tenants of victims, which the caller retired and
+// holds a pin on, and picks one that can be recycled into c. It lets the
+// others go.
+func (m *Manager) settle(victims []*client, c *client) (recycle *client) {
+	if len(victims) == 0 {
+		return nil
+	}
+	var gone []*client
+	for _, v := range victims {
+		gone = append(gone, m.detachMembers(v)...)
+	}
+	m.mu.Lock()
+	for _, v := range victims {
+		if recycle == nil && m.recyclableLocked(v, c) {
+			recycle = v // keeps the pin until adopt
+			continue
+		}
+		gone = append(gone, m.unpinLocked(v))
+	}
+	m.mu.Unlock()
+	m.disconnectAll(context.Background(), gone)
+	return recycle
+}
+
+// recyclableLocked reports whether c can take over victim v: nothing but
+// the caller's pin holds v, and v was built with the options c would be.
+// The caller holds m.mu.
+func (m *Manager) recyclableLocked(v, c *client) bool {
+	return m.cfg.recycle && v.pins == 1 && v.state == clientRetired &&
+		v.dedicated == c.dedicated &&
+		v.key.cluster == c.key.cluster && v.key.poolSize == c.key.poolSize &&
+		v.key.auth == nil && c.key.auth == nil
+}
+
+// adopt hands victim v's *mongo.Client to c, being created, with its
+// sockets' share of the budget. c's pool figures start at zero.
+func (m *Manager) adopt(c, v *client) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c.mc, c.pool, c.cost, c.reserved = v.mc, v.pool, v.cost, v.reserved
+	c.base = v.pool.snapshot()
+	v.pins--
+	v.state = clientClosed
+	m.forgetClientLocked(v)
+	m.pending.Done() // v will not be disconnected
+	m.recycled.Add(1)
+	m.cfg.logger.Debug("mongotenant: client recycled", "from", v.key.group, "to", c.key.group)
+}
