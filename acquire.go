@@ -29,14 +29,14 @@ import (
 // the database naming function or the init hook) propagates to the caller
 // whose Acquire ran it, after the Manager has undone everything that
 // caller started; callers waiting for that work try again.
-func (m *Manager) Acquire(ctx context.Context, tenantID string) (*Lease, error) {
+func (m *Manager) Acquire(ctx context.Context, tenantID string) (l *Lease, err error) {
 	// Acquire is small enough to inline, so a lease that does not escape the
 	// caller stays on the caller's stack: no allocation on the hot path.
-	l := new(Lease)
-	if err := m.acquire(ctx, tenantID, l); err != nil {
-		return nil, err
+	l = new(Lease)
+	if err = m.acquire(ctx, tenantID, l); err != nil {
+		l = nil
 	}
-	return l, nil
+	return l, err
 }
 
 // Do runs fn with tenantID's database under a lease released when fn
@@ -76,17 +76,22 @@ func (m *Manager) Database(ctx context.Context, tenantID string) (*mongo.Databas
 // the word's ready bit is clear, and every change bumps the word, so a
 // successful swap proves the binding read was current.
 func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error {
-	if t := m.tenants.load(tenantID); t != nil {
+	t := m.tenants.load(tenantID)
+	if t != nil {
 		for w := t.word.Load(); t.admits(w) && !m.closed.Load(); w = t.word.Load() {
 			b := t.cur.Load()
 			if t.word.CompareAndSwap(w, w+1) {
-				b.c.cell(t.cell).hits.Add(1)
-				l.t, l.b = t, b
+				cl := m.counters.cell()
+				cl.hits.Add(1)
+				l.t, l.b, l.cell = t, b, cl
 				return nil
 			}
 		}
 	}
-	return m.acquireSlow(ctx, tenantID, l)
+	// The slow path does not see l: it would make every lease escape.
+	t, b, cl, err := m.acquireSlow(ctx, tenantID, t)
+	l.t, l.b, l.cell = t, b, cl
+	return err
 }
 
 // acquisition is one Acquire on the slow path.
@@ -94,8 +99,10 @@ type acquisition struct {
 	m      *Manager
 	ctx    context.Context
 	id     string
-	dbName string // the tenant's default database name
-	lease  *Lease
+	dbName string     // the tenant's default database name
+	t      *tenant    // the lease: its tenant,
+	b      *binding   // binding,
+	cell   *leaseCell // and the cell that counted it
 
 	miss      bool  // it resolved, bound, created, initialized or waited
 	waited    bool  // it waited for something
@@ -112,24 +119,31 @@ var errRouteChanged = errors.New("mongotenant: route changed")
 
 // acquireSlow takes the tenant through whatever it lacks, in order:
 // validate → route → bind or create → init → lease.
-func (m *Manager) acquireSlow(ctx context.Context, tenantID string, l *Lease) error {
-	a := &acquisition{m: m, ctx: ctx, id: tenantID, lease: l}
+// found is the tenant the hot path found, or nil.
+func (m *Manager) acquireSlow(ctx context.Context, tenantID string, found *tenant) (*tenant, *binding, *leaseCell, error) {
+	a := &acquisition{m: m, ctx: ctx, id: tenantID}
 	defer a.stopWaiting()
-	err := a.run()
+	err := a.run(found)
 	a.account(err) // not reached if a callback panicked: such a call is neither served nor refused
-	return err
+	return a.t, a.b, a.cell, err
 }
 
-func (a *acquisition) run() (err error) {
+func (a *acquisition) run(t *tenant) (err error) {
 	if a.m.closed.Load() {
 		return ErrClosed
 	}
 	if a.dbName, err = a.m.validate(a.id); err != nil {
 		return err
 	}
+	if t == nil {
+		t = a.m.addTenant(a.id) // the hot path just missed: do not look again
+	}
 	for {
-		if err = a.on(a.m.tenantFor(a.id)); err != errDropped {
+		if err = a.on(t); err != errDropped {
 			return err
+		}
+		if t = a.m.tenants.load(a.id); t == nil {
+			t = a.m.addTenant(a.id)
 		}
 	}
 }
@@ -150,20 +164,17 @@ func (m *Manager) validate(tenantID string) (string, error) {
 	return name, nil
 }
 
-// tenantFor returns tenantID's tenant, adding one if the map has none.
-func (m *Manager) tenantFor(tenantID string) *tenant {
-	if t := m.tenants.load(tenantID); t != nil {
-		return t
-	}
+// addTenant adds a tenant for tenantID to the map, or returns the one
+// another caller added meanwhile.
+func (m *Manager) addTenant(tenantID string) *tenant {
+	m.nTenants.Add(1)    // before the housekeeper check: see stopHousekeeperIfIdle
+	m.startHousekeeper() // before reading the coarse clock: it sets the clock if it stood still
+	now := m.coarse.Load()
 	t := &tenant{
 		id:   strings.Clone(tenantID), // the caller's string may pin a whole request buffer
 		hash: m.tenants.hash(tenantID),
-		cell: m.nextCell.Add(1),
 	}
-	now := m.clock.now()
-	m.advanceClock(now)
 	t.lastUsed.Store(now)
-	m.nTenants.Add(1)
 	if got := m.tenants.insert(t); got != t {
 		m.nTenants.Add(-1)
 		return got
@@ -171,7 +182,6 @@ func (m *Manager) tenantFor(tenantID string) *tenant {
 	if m.expiry != nil {
 		m.expiry.add(t, now+int64(m.cfg.idleTimeout))
 	}
-	m.startHousekeeper()
 	return t
 }
 
@@ -235,11 +245,9 @@ func (a *acquisition) on(t *tenant) (err error) {
 				continue // bound, but the bulkhead is full: queue below
 			}
 		case phaseBound:
-			if (len(t.queue) > 0 && t.queue[0] != queued) || !t.hasRoomLocked() {
+			if !t.firstInLineLocked(queued) || !t.hasRoomLocked() {
 				if queued == nil {
-					queued = &bulkheadWaiter{wake: make(chan struct{}, 1)}
-					t.queue = append(t.queue, queued)
-					t.setWaitersLocked(true)
+					queued = t.enqueueLocked()
 				}
 				if err := a.awaitTurn(t, queued); err != nil {
 					return err
@@ -260,20 +268,22 @@ func (a *acquisition) on(t *tenant) (err error) {
 				return err
 			}
 		}
-		a.lease.t, a.lease.b = t, b
+		a.t, a.b = t, b
 		return nil
 	}
 }
 
 // grantLocked takes a lease on t's binding for the slow path. A lease that
-// needed nothing the hot path lacks counts as a hit. The caller holds t.mu
-// and checked the bulkhead.
+// needed nothing the hot path lacks counts as a hit, the others as slow
+// grants (Misses, once served). The caller holds t.mu and checked the
+// bulkhead.
 func (a *acquisition) grantLocked(t *tenant) *binding {
 	b := t.grantLocked()
+	a.cell = a.m.counters.cell()
 	if a.miss || (a.m.cfg.init != nil && !t.initDone) {
-		b.c.slowGrants.Add(1)
+		a.m.slowGrants.Add(1)
 	} else {
-		b.c.cell(t.cell).hits.Add(1)
+		a.cell.hits.Add(1)
 	}
 	return b
 }
@@ -287,7 +297,7 @@ func (a *acquisition) await(t *tenant) error {
 	f, what := t.flight, t.work.String()
 	t.mu.Unlock()
 	a.wait()
-	err := f.wait(a.ctx, what)
+	err := f.wait(a.ctx, a.m.done, what)
 	t.mu.Lock()
 	if err == errRetry || err == errRouteChanged {
 		return nil
@@ -305,6 +315,9 @@ func (a *acquisition) awaitTurn(t *tenant, w *bulkheadWaiter) error {
 	case <-w.wake:
 		t.mu.Lock()
 		return nil
+	case <-a.m.done:
+		t.mu.Lock()
+		return ErrClosed
 	case <-a.ctx.Done():
 		t.mu.Lock()
 		return fmt.Errorf("%w: %d leases in use: %w", ErrTenantBusy, limit, ctxError(a.ctx))
@@ -330,13 +343,13 @@ func (a *acquisition) resolve(t *tenant) error {
 			t.mu.Unlock()
 		}
 	}()
-	s, dbName, err := m.resolve(a.ctx, t.id, a.dbName)
+	s, err := m.resolve(a.ctx, t.id, a.dbName)
 	finished = true
 
 	t.mu.Lock()
 	t.work = workNone
 	if err == nil && t.routeVer == ver && t.phase == phaseUnrouted {
-		t.setRouteLocked(s, dbName, m.clock.now())
+		t.setRouteLocked(s, m.coarse.Load())
 		t.phase = phaseRouted
 	}
 	t.flight.finish(a.ctx, err)
@@ -402,7 +415,7 @@ func (m *Manager) bind(a *acquisition, t *tenant, ver uint32, s routeShape) (*bi
 			f := c.flight
 			m.mu.Unlock()
 			a.wait()
-			if err := f.wait(a.ctx, "the tenant's client"); err != nil && err != errRetry {
+			if err := f.wait(a.ctx, m.done, "the tenant's client"); err != nil && err != errRetry {
 				return nil, err
 			}
 		default:
@@ -440,13 +453,17 @@ func (m *Manager) attach(a *acquisition, t *tenant, ver uint32, c *client) (*bin
 // before the caller, takes a lease for it. The caller holds t.mu and m.mu.
 func (m *Manager) attachLocked(a *acquisition, t *tenant, c *client) *binding {
 	m.linkLocked(t, c)
-	b := &binding{c: c, name: t.dbName, gen: genOf(t.word.Load())}
+	name := t.route.Value().database
+	if name == "" {
+		name = a.dbName
+	}
+	b := &binding{c: c, name: name, gen: genOf(t.word.Load())}
 	t.cur.Store(b)
 	t.phase = phaseBound
 	if m.cfg.init == nil || t.initDone {
 		t.setReadyLocked()
 	}
-	if len(t.queue) > 0 || !t.hasRoomLocked() {
+	if t.queue != nil || !t.hasRoomLocked() {
 		return nil
 	}
 	return a.grantLocked(t)
@@ -505,7 +522,7 @@ func (m *Manager) publish(a *acquisition, t *tenant, ver uint32, c *client) (*bi
 		}
 		c.flight.finish(a.ctx, nil)
 		c.flight = nil
-		c.created = m.clock.now()
+		c.created = m.coarse.Load() // the clock Release stamps, so that LastUsed never precedes it
 		m.pending.Add(1)
 		c.state = clientCached
 		c.pins = 1
@@ -566,7 +583,7 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	ver := t.routeVer
 	t.mu.Unlock()
 	a.miss = true
-	lease := Lease{t: t, b: b}
+	lease := Lease{t: t, b: b, cell: a.cell}
 	finished := false
 	defer func() {
 		if !finished {

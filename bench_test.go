@@ -3,64 +3,77 @@ package mongotenant_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mongotenant/mongotenant"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // BenchmarkAcquireRelease measures the hot path: a cached tenant, no I/O.
+// The parallel cases report ns/op per goroutine too: the wall time of one
+// operation on one goroutine, to compare with the serial figure.
 func BenchmarkAcquireRelease(b *testing.B) {
-	ctx := context.Background()
-	for _, tenants := range []int{1, 100} {
-		m := newManager(b, mongotenant.WithMaxClients(0))
-		ids := make([]string, tenants)
-		for i := range ids {
-			ids[i] = fmt.Sprintf("tenant-%d", i)
-			acquire(b, m, ids[i]).Release()
-		}
-		b.Run(fmt.Sprintf("serial/tenants=%d", tenants), func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				l, err := m.Acquire(ctx, ids[i%tenants])
-				if err != nil {
-					b.Fatal(err)
-				}
-				l.Release()
-				i++
-			}
-		})
-		b.Run(fmt.Sprintf("parallel/tenants=%d", tenants), func(b *testing.B) {
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
-					l, err := m.Acquire(ctx, ids[i%tenants])
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					l.Release()
-					i++
-				}
+	for _, tc := range []struct {
+		name string
+		opts []mongotenant.Option
+	}{
+		{"dedicated", nil},
+		{"dedicated+bulkhead", []mongotenant.Option{mongotenant.WithMaxLeases(64)}},
+		{"shared", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared())}},
+		{"shared+bulkhead", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithMaxLeases(64)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			procs := runtime.GOMAXPROCS(0)
+			m := newManager(b, append(tc.opts, mongotenant.WithMaxClients(0))...)
+			ids := warm(b, m, "t", 100*procs)
+			b.Run("serial/tenants=1", func(b *testing.B) { benchSerial(b, m, ids[:1]) })
+			b.Run("serial/tenants=100", func(b *testing.B) { benchSerial(b, m, ids[:100]) })
+			b.Run("parallel/one-tenant", func(b *testing.B) {
+				benchParallel(b, m, func(int) []string { return ids[:1] })
+			})
+			b.Run("parallel/own-100-tenants", func(b *testing.B) {
+				benchParallel(b, m, func(g int) []string { return ids[g*100 : (g+1)*100] })
 			})
 		})
 	}
 }
 
-// BenchmarkAcquireReleaseBulkhead adds a bulkhead (a channel send and
-// receive) and a shared client to the hot path.
-func BenchmarkAcquireReleaseBulkhead(b *testing.B) {
-	m := newManager(b, mongotenant.WithMaxLeases(64), mongotenant.WithStrategy(mongotenant.Shared()))
-	ctx := context.Background()
-	ids := make([]string, 100)
+// warm acquires n tenants once, so that they are cached.
+func warm(b *testing.B, m *mongotenant.Manager, prefix string, n int) []string {
+	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("tenant-%d", i)
+		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
 		acquire(b, m, ids[i]).Release()
 	}
+	return ids
+}
+
+func benchSerial(b *testing.B, m *mongotenant.Manager, ids []string) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l, err := m.Acquire(ctx, ids[i%len(ids)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Release()
+		i++
+	}
+}
+
+// benchParallel runs Acquire+Release on every P, goroutine g cycling over
+// idsOf(g).
+func benchParallel(b *testing.B, m *mongotenant.Manager, idsOf func(g int) []string) {
+	ctx := context.Background()
+	var next atomic.Int32
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
+		ids := idsOf(int(next.Add(1)) - 1)
 		i := 0
 		for pb.Next() {
 			l, err := m.Acquire(ctx, ids[i%len(ids)])
@@ -72,6 +85,8 @@ func BenchmarkAcquireReleaseBulkhead(b *testing.B) {
 			i++
 		}
 	})
+	perGoroutine := float64(b.Elapsed().Nanoseconds()) / float64(b.N) * float64(runtime.GOMAXPROCS(0))
+	b.ReportMetric(perGoroutine, "ns/op/goroutine")
 }
 
 func BenchmarkDo(b *testing.B) {
@@ -86,18 +101,201 @@ func BenchmarkDo(b *testing.B) {
 	}
 }
 
-func BenchmarkStats(b *testing.B) {
-	m := newManager(b, mongotenant.WithMaxClients(0))
-	for i := range 100 {
-		acquire(b, m, fmt.Sprintf("t%d", i)).Release()
-	}
+var noop = func(context.Context, *mongo.Database) error { return nil }
+
+// BenchmarkFirstAcquire is a new tenant's first Acquire and Release under
+// Shared: validate, route, bind to the existing client, lease. Memory per
+// op is what the tenant costs, with the growth of the map and the expiry
+// index amortised. The Manager holds about 100,000 tenants throughout:
+// each batch of new tenants is forgotten, untimed, before the next.
+func BenchmarkFirstAcquire(b *testing.B) {
+	m := newManager(b, mongotenant.WithStrategy(mongotenant.Shared()))
+	warm(b, m, "held", 100_000-1<<15)
 	b.ReportAllocs()
-	for b.Loop() {
-		_ = m.Stats()
+	b.ResetTimer()
+	forNewTenants(b, func(ctx context.Context, id string) {
+		l, err := m.Acquire(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Release()
+	}, func(ids []string) {
+		for _, id := range ids {
+			if err := m.Forget(context.Background(), id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// forNewTenants calls fn b.N times, each with a tenant ID not used before.
+// The IDs are made in batches of 65,536 with the timer stopped, and after
+// each batch done, if not nil, gets the batch, the timer still stopped.
+func forNewTenants(b *testing.B, fn func(ctx context.Context, id string), done func(ids []string)) {
+	ctx := context.Background()
+	for n := 0; n < b.N; {
+		b.StopTimer()
+		ids := make([]string, min(b.N-n, 1<<16))
+		for j := range ids {
+			ids[j] = fmt.Sprintf("new-%d", n+j)
+		}
+		b.StartTimer()
+		for _, id := range ids {
+			fn(ctx, id)
+		}
+		n += len(ids)
+		if done != nil {
+			b.StopTimer()
+			done(ids)
+			b.StartTimer()
+		}
 	}
 }
 
-var noop = func(context.Context, *mongo.Database) error { return nil }
+// BenchmarkIdleTenantHeap reports the heap an idle tenant holds under
+// Shared, record and map slot and database name included, once without
+// and once after its database handle was used: the client keeps at most
+// 1,024 handles, so idle tenants do not keep theirs.
+func BenchmarkIdleTenantHeap(b *testing.B) {
+	for _, useDB := range []bool{false, true} {
+		b.Run(fmt.Sprintf("database-used=%t", useDB), func(b *testing.B) {
+			const n = 200_000
+			for b.Loop() {
+				m, err := mongotenant.New(unreachable, mongotenant.WithStrategy(mongotenant.Shared()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				acquire(b, m, "warm").Release()
+				ids := make([]string, n)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("tenant-%07d", i)
+				}
+				before := heapAfterGC()
+				ctx := context.Background()
+				for _, id := range ids {
+					l, err := m.Acquire(ctx, id)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if useDB {
+						_ = l.Database()
+					}
+					l.Release()
+				}
+				after := heapAfterGC()
+				b.ReportMetric(float64(after-before)/n, "B/tenant")
+				runtime.KeepAlive(ids)
+				if err := m.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkStats is Stats with 100 dedicated clients, and with 200,000
+// tenants on a shared client: it costs O(clients), not O(tenants).
+func BenchmarkStats(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		tenants int
+		opts    []mongotenant.Option
+	}{
+		{"dedicated/clients=100", 100, []mongotenant.Option{mongotenant.WithMaxClients(0)}},
+		{"shared/tenants=200000", 200_000, []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared())}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := newManager(b, tc.opts...)
+			warm(b, m, "t", tc.tenants)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = m.Stats()
+			}
+		})
+	}
+}
+
+// BenchmarkCreateAtCap is a new dedicated tenant at the client cap: an LRU
+// victim is chosen and evicted, and a client connected for the newcomer
+// (or, with recycling, the victim's client handed over). Choosing the
+// victim by sampling keeps the cost flat as the cap grows.
+func BenchmarkCreateAtCap(b *testing.B) {
+	for _, recycle := range []bool{false, true} {
+		for _, capacity := range []int{100, 4000} {
+			b.Run(fmt.Sprintf("recycle=%t/cap=%d", recycle, capacity), func(b *testing.B) {
+				m := newManager(b, mongotenant.WithMaxClients(capacity), mongotenant.WithClientRecycling(recycle))
+				warm(b, m, "cached", capacity)
+				b.ResetTimer()
+				forNewTenants(b, func(ctx context.Context, id string) {
+					l, err := m.Acquire(ctx, id)
+					if err != nil {
+						b.Fatal(err)
+					}
+					l.Release()
+				}, nil)
+				b.StopTimer()
+				waitFor(b, "evicted clients to disconnect", func() bool { return m.Stats().Retiring == 0 })
+			})
+		}
+	}
+}
+
+// BenchmarkExpiryStall: 200,000 idle tenants of a shared client expire
+// together while a goroutine acquires and releases a busy tenant. It
+// reports the longest single Acquire+Release meanwhile: the reaper works
+// in batches and takes no lock the hot path takes.
+func BenchmarkExpiryStall(b *testing.B) {
+	const n = 200_000
+	for b.Loop() {
+		clock := mongotenant.NewFakeClock()
+		m, err := mongotenant.New(unreachable, mongotenant.WithFakeClock(clock),
+			mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithIdleTimeout(time.Minute))
+		if err != nil {
+			b.Fatal(err)
+		}
+		warm(b, m, "idle", n)
+		var stop atomic.Bool
+		var longest atomic.Int64
+		var wg sync.WaitGroup
+		ctx := context.Background()
+		wg.Go(func() {
+			for !stop.Load() {
+				start := time.Now()
+				l, err := m.Acquire(ctx, "busy")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				l.Release()
+				if d := int64(time.Since(start)); d > longest.Load() {
+					longest.Store(d)
+				}
+			}
+		})
+		for m.Stats().Tenants > 1 {
+			if !tick(b, clock, time.Second) {
+				break
+			}
+		}
+		stop.Store(true)
+		wg.Wait()
+		if got := m.Stats().ExpiredTenants; got < n {
+			b.Fatalf("%d tenants expired, want %d", got, n)
+		}
+		b.ReportMetric(float64(longest.Load())/1e6, "max-acquire-ms")
+		if err := m.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
 
 // BenchmarkGroupOf is the routing cost Grouped(n) adds to a tenant's first
 // Acquire (routes are cached after that).

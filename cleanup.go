@@ -111,7 +111,7 @@ func (m *Manager) reapTenant(t *tenant, now, timeout int64) (disconnect *client)
 	if t.phase == phaseDropped {
 		return nil
 	}
-	busy := t.refs > 0 || t.work != workNone || len(t.queue) > 0 ||
+	busy := t.refs > 0 || t.work != workNone || t.queue != nil ||
 		t.carried.Load() > 0 || leasesOf(t.word.Load()) > 0
 	expire, next := idleDecision(busy, t.lastUsed.Load(), now, timeout)
 	if expire && t.phase == phaseBound {

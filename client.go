@@ -2,8 +2,6 @@ package mongotenant
 
 import (
 	"context"
-	"math/bits"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -36,15 +34,15 @@ const (
 type client struct {
 	m         *Manager
 	key       clientKey
-	dedicated bool   // made for one tenant: its group is the tenant's ID, or it has the tenant's credentials
-	cells     []cell // lease counters; len is a power of two
-	mask      uint32 // len(cells) - 1
+	dedicated bool // made for one tenant: its group is the tenant's ID, or it has the tenant's credentials
+	handles   handleCache
 
-	// slowGrants counts leases granted by the slow path, which the cells'
-	// hits leave out: a client's live leases are its hits and slowGrants
-	// less its releases.
-	slowGrants atomic.Uint64
-	handles    handleCache
+	// lastUsed is the coarse clock at a recent Release: Release stores it
+	// only when the clock has moved, so that tenants sharing the client
+	// seldom write its line. It has a line of its own.
+	_        [64]byte
+	lastUsed atomic.Int64
+	_        [56]byte
 
 	// Set while the client is being created, read-only once it is cached.
 	mc      *mongo.Client
@@ -67,11 +65,7 @@ type client struct {
 }
 
 func newClient(m *Manager, key clientKey, dedicated bool) *client {
-	n := 1
-	if !dedicated {
-		n = sharedCells()
-	}
-	c := &client{m: m, key: key, dedicated: dedicated, cells: make([]cell, n), mask: uint32(n - 1)}
+	c := &client{m: m, key: key, dedicated: dedicated}
 	c.handles.max = handlesPerClient
 	if dedicated {
 		c.handles.max = 1
@@ -79,56 +73,26 @@ func newClient(m *Manager, key clientKey, dedicated bool) *client {
 	return c
 }
 
-// sharedCells is the number of counter cells of a client that tenants
-// share: enough that tenants busy on different cores seldom share one.
-func sharedCells() int {
-	n := 8 * runtime.GOMAXPROCS(0)
-	return min(max(1<<bits.Len(uint(n-1)), 8), 256)
-}
+// recentUse is c's last use: a recent Release, or its creation.
+func (c *client) recentUse() int64 { return max(c.created, c.lastUsed.Load()) }
 
-// A cell counts the leases of some of a client's tenants. A dedicated
-// client has one; a shared client has several, and each tenant writes the
-// one its tenant.cell names, so that tenants busy on different cores seldom
-// write the same cache line. Stats sums cells: O(clients), not O(tenants).
-type cell struct {
-	hits     atomic.Uint64 // leases granted by the hot path
-	releases atomic.Uint64
-	lastUsed atomic.Int64 // coarse clock at the last Release
-	_        [40]byte     // a cache line of its own
-}
-
-func (c *client) cell(i uint32) *cell { return &c.cells[i&c.mask] }
-
-// leases counts the client's live leases. Releases are read first, so that
-// every release counted has its grant counted too.
-func (c *client) leases() int64 {
-	var released, granted uint64
-	for i := range c.cells {
-		released += c.cells[i].releases.Load()
+// busyLocked reports whether c may have a live lease, for choosing LRU
+// victims. It is exact for a client with one tenant, from the tenant's
+// lease count. A client shared by several tenants counts as busy if one
+// of them released a lease within the last clockResolution: exact would
+// mean visiting its tenants. Either way a busy client may be evicted when
+// no other will do, and is then disconnected only after its last lease.
+// The caller holds m.mu.
+func (c *client) busyLocked(now int64) bool {
+	switch {
+	case c.pins > 1+c.nMembers: // a binding a tenant left still has leases
+		return true
+	case c.nMembers == 1:
+		return leasesOf(c.members.word.Load()) > 0
+	case c.nMembers == 0:
+		return false
 	}
-	granted = c.slowGrants.Load()
-	for i := range c.cells {
-		granted += c.cells[i].hits.Load()
-	}
-	return int64(granted - released)
-}
-
-// hits counts the leases the hot path granted on the client.
-func (c *client) hits() uint64 {
-	var n uint64
-	for i := range c.cells {
-		n += c.cells[i].hits.Load()
-	}
-	return n
-}
-
-// lastUsed is the client's last Release, or its creation.
-func (c *client) lastUsed() int64 {
-	last := c.created
-	for i := range c.cells {
-		last = max(last, c.cells[i].lastUsed.Load())
-	}
-	return last
+	return now-c.lastUsed.Load() < int64(clockResolution)
 }
 
 // unpinLocked drops one of c's pins. When the last goes from a retired
@@ -156,11 +120,10 @@ func (m *Manager) claimLocked(c *client) {
 	m.freeing += c.cost
 }
 
-// forgetClientLocked lets go of a closed client whose last lease is gone,
-// keeping its counts in the Manager's totals. The caller holds m.mu.
+// forgetClientLocked lets go of a closed client whose last lease is gone.
+// The caller holds m.mu.
 func (m *Manager) forgetClientLocked(c *client) {
 	delete(m.retiring, c)
-	m.foldedHits += c.hits()
 }
 
 // disconnectAll disconnects claimed clients in parallel: against a dead

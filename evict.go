@@ -245,12 +245,13 @@ const victimSamples = 16
 func (m *Manager) victimLocked(unleasedOnly bool, except *client) *client {
 	var idle, leased *client
 	var idleAt, leasedAt int64
+	now := m.coarse.Load()
 	consider := func(c *client) {
 		if c == except {
 			return
 		}
-		used := c.lastUsed()
-		if c.leases() > 0 {
+		used := c.recentUse()
+		if c.busyLocked(now) {
 			if leased == nil || used < leasedAt {
 				leased, leasedAt = c, used
 			}
@@ -269,7 +270,7 @@ func (m *Manager) victimLocked(unleasedOnly bool, except *client) *client {
 		}
 		if idle == nil {
 			for _, c := range m.cached {
-				if c != except && c.leases() == 0 {
+				if c != except && !c.busyLocked(now) {
 					consider(c)
 				}
 			}

@@ -15,7 +15,7 @@ import (
 // Times are grouped in buckets of width slot, so a tenant is reaped at most
 // one slot late.
 type expiry struct {
-	mu      sync.Mutex // guards the fields below and every tenant's exp
+	mu      sync.Mutex // guards the fields below and every tenant's expB and expI
 	slot    int64      // bucket width, ns
 	buckets map[int64]*bucket
 	keys    bucketKeys // keys of buckets, a min-heap
@@ -24,12 +24,6 @@ type expiry struct {
 type bucket struct {
 	key     int64
 	tenants []*tenant
-}
-
-// expiryPos is where a tenant is filed; b is nil when it is not.
-type expiryPos struct {
-	b *bucket
-	i int32
 }
 
 // expirySlot is the width of the index's buckets: reaping is at most this
@@ -48,7 +42,7 @@ func (e *expiry) add(t *tenant, at int64) {
 }
 
 func (e *expiry) addLocked(t *tenant, at int64) {
-	if t.exp.b != nil {
+	if t.expB != nil {
 		return
 	}
 	key := (at + e.slot - 1) / e.slot // rounded up: never early
@@ -58,7 +52,7 @@ func (e *expiry) addLocked(t *tenant, at int64) {
 		e.buckets[key] = b
 		heap.Push(&e.keys, key)
 	}
-	t.exp = expiryPos{b: b, i: int32(len(b.tenants))}
+	t.expB, t.expI = b, int32(len(b.tenants))
 	b.tenants = append(b.tenants, t)
 }
 
@@ -69,15 +63,15 @@ func (e *expiry) remove(t *tenant) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	b := t.exp.b
+	b := t.expB
 	if b == nil {
 		return
 	}
 	last := b.tenants[len(b.tenants)-1]
-	b.tenants[t.exp.i], last.exp.i = last, t.exp.i
+	b.tenants[t.expI], last.expI = last, t.expI
 	b.tenants[len(b.tenants)-1] = nil
 	b.tenants = b.tenants[:len(b.tenants)-1]
-	t.exp = expiryPos{}
+	t.expB, t.expI = nil, 0
 	// An empty bucket stays until its time comes: the heap cannot drop it.
 }
 
@@ -92,7 +86,7 @@ func (e *expiry) due(now int64, limit int, buf []*tenant) []*tenant {
 			t := b.tenants[len(b.tenants)-1]
 			b.tenants[len(b.tenants)-1] = nil
 			b.tenants = b.tenants[:len(b.tenants)-1]
-			t.exp = expiryPos{}
+			t.expB, t.expI = nil, 0
 			buf = append(buf, t)
 		}
 		if len(b.tenants) == 0 {

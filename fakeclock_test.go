@@ -13,6 +13,7 @@ type FakeClock struct {
 	ns        int64
 	origin    time.Time
 	timers    map[*fakeTimer]struct{} // armed timers
+	events    int                     // timers reset or stopped so far
 	listeners []func(int64)
 }
 
@@ -43,7 +44,11 @@ func (c *FakeClock) newTimer(d time.Duration) timer {
 }
 
 // Advance moves time forward by d, then fires the timers due by then.
-func (c *FakeClock) Advance(d time.Duration) {
+func (c *FakeClock) Advance(d time.Duration) { c.Fire(d) }
+
+// Fire is Advance that returns how many timers it fired, and how many
+// timer events there had been, for AfterFire.
+func (c *FakeClock) Fire(d time.Duration) (fired, events int) {
 	c.mu.Lock()
 	c.ns += int64(d)
 	now := c.ns
@@ -55,6 +60,7 @@ func (c *FakeClock) Advance(d time.Duration) {
 			delete(c.timers, t)
 		}
 	}
+	events = c.events
 	c.changed.Broadcast()
 	c.mu.Unlock()
 	for _, fn := range listeners {
@@ -66,28 +72,43 @@ func (c *FakeClock) Advance(d time.Duration) {
 		default:
 		}
 	}
+	return len(due), events
 }
 
-// WaitArmed blocks until at least n timers are armed, or timeout passes; it
-// reports which. After Advance fires the housekeeper's timer, the
-// housekeeper re-arms it once it has done that tick's work.
-func (c *FakeClock) WaitArmed(n int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
+// AfterFire waits until a timer is reset or stopped after Fire returned
+// events, or timeout passes, and reports whether a timer is armed: after
+// the housekeeper's tick, whether it goes on.
+func (c *FakeClock) AfterFire(events int, timeout time.Duration) bool {
 	stop := time.AfterFunc(timeout, func() {
 		c.mu.Lock()
 		c.changed.Broadcast()
 		c.mu.Unlock()
 	})
 	defer stop.Stop()
+	deadline := time.Now().Add(timeout)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.timers) < n {
-		if time.Now().After(deadline) {
-			return false
-		}
+	for c.events == events && time.Now().Before(deadline) {
 		c.changed.Wait()
 	}
-	return true
+	return len(c.timers) > 0
+}
+
+// Armed waits until a timer is armed, or timeout passes, and reports which.
+func (c *FakeClock) Armed(timeout time.Duration) bool {
+	stop := time.AfterFunc(timeout, func() {
+		c.mu.Lock()
+		c.changed.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop.Stop()
+	deadline := time.Now().Add(timeout)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.timers) == 0 && time.Now().Before(deadline) {
+		c.changed.Wait()
+	}
+	return len(c.timers) > 0
 }
 
 type fakeTimer struct {
@@ -103,6 +124,7 @@ func (t *fakeTimer) Stop() bool {
 	defer t.c.mu.Unlock()
 	_, armed := t.c.timers[t]
 	delete(t.c.timers, t)
+	t.c.events++
 	t.c.changed.Broadcast()
 	return armed
 }
@@ -113,6 +135,7 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	_, armed := t.c.timers[t]
 	t.at = t.c.ns + int64(d)
 	t.c.timers[t] = struct{}{}
+	t.c.events++
 	t.c.changed.Broadcast()
 	return armed
 }

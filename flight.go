@@ -49,13 +49,16 @@ func (f *flight) abandon() {
 	}
 }
 
-// wait blocks until the flight is done or ctx ends. It returns nil or
-// errRetry when the caller should look again, the leader's error when it
-// is shared, and ctx's error otherwise.
-func (f *flight) wait(ctx context.Context, what string) error {
+// wait blocks until the flight is done, ctx ends, or closing is closed
+// (the Manager is closing). It returns nil or errRetry when the caller
+// should look again, the leader's error when it is shared, ErrClosed, and
+// ctx's error otherwise.
+func (f *flight) wait(ctx context.Context, closing <-chan struct{}, what string) error {
 	select {
 	case <-f.done:
 		return f.err
+	case <-closing:
+		return ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("mongotenant: waiting for %s: %w", what, ctxError(ctx))
 	}

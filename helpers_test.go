@@ -40,12 +40,16 @@ func newFakeManager(t testing.TB, opts ...mongotenant.Option) (*mongotenant.Mana
 
 // tick advances clock by d, one housekeeping tick at a time, waiting after
 // each until the housekeeper has done its work. It returns false if the
-// housekeeper stopped (it had nothing left to look after).
+// housekeeper stopped (it had nothing left to look after). The housekeeper
+// must be running, or just started, when tick is called.
 func tick(t testing.TB, clock *mongotenant.FakeClock, d time.Duration) bool {
 	t.Helper()
+	if !clock.Armed(10 * time.Second) {
+		return false
+	}
 	for step := time.Duration(0); step < d; step += mongotenant.ClockResolution {
-		clock.Advance(mongotenant.ClockResolution)
-		if !clock.WaitArmed(1, 2*time.Second) {
+		fired, events := clock.Fire(mongotenant.ClockResolution)
+		if fired == 0 || !clock.AfterFire(events, 10*time.Second) {
 			return false
 		}
 	}

@@ -15,7 +15,8 @@ import (
 // A Lease is safe for concurrent use; Release may be called more than once.
 type Lease struct {
 	t        *tenant
-	b        *binding // the tenant's binding when the lease was granted
+	b        *binding   // the tenant's binding when the lease was granted
+	cell     *leaseCell // the cell that counted the grant: Release counts there too
 	released atomic.Bool
 }
 
@@ -36,17 +37,18 @@ func (l *Lease) Release() {
 	if l.b == nil || l.released.Swap(true) {
 		return
 	}
-	l.b.c.m.release(l.t, l.b)
+	l.b.c.m.release(l.t, l.b, l.cell)
 }
 
 // release ends a lease of t on binding b. It stamps the coarse clock, not
 // the real one: reading the real clock would cost a third of an
 // uncontended Acquire and Release.
-func (m *Manager) release(t *tenant, b *binding) {
+func (m *Manager) release(t *tenant, b *binding, cl *leaseCell) {
 	now := m.coarse.Load()
-	cl := b.c.cell(t.cell)
 	cl.releases.Add(1)
-	cl.lastUsed.Store(now)
+	if c := b.c; c.lastUsed.Load() < now {
+		c.lastUsed.Store(now)
+	}
 	t.lastUsed.Store(now) // before the lease count drops: the reaper reads them in the other order
 	for {
 		w := t.word.Load()

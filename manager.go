@@ -28,13 +28,13 @@ type Manager struct {
 	cfg           config
 	clock         clock
 	tenants       *tenantMap
+	counters      *leaseCounters
 	refreshRoutes bool // routes can change, so Release refreshes them after the route TTL
 	closed        atomic.Bool
 
 	def      *cluster // the deployment at the URI given to New
 	poolSize uint64   // default pool size, from the options or the URI
 	expiry   *expiry  // the idle reaper's index; nil without idle reaping
-	nextCell atomic.Uint32
 	nTenants atomic.Int64
 
 	// coarse is the clock Release stamps, advanced by the housekeeper every
@@ -55,7 +55,6 @@ type Manager struct {
 	freeing     int                   // sockets of clients being disconnected
 	budgetFreed chan struct{}         // closed and replaced when budget is freed
 	rng         *rand.Rand            // draws LRU victims
-	foldedHits  uint64                // hits of clients no longer held
 	closeErrs   []error               // Disconnect errors of clients closed by Close
 
 	housekeeping atomic.Bool    // the housekeeper runs
@@ -70,6 +69,7 @@ type Manager struct {
 
 	created          atomic.Uint64
 	recycled         atomic.Uint64
+	slowGrants       atomic.Uint64 // leases the slow path granted, served or not: see Stats.Leases
 	misses           atomic.Uint64
 	waits            atomic.Uint64
 	waiting          atomic.Int64
@@ -109,6 +109,7 @@ func New(uri string, opts ...Option) (*Manager, error) {
 		cfg:           cfg,
 		clock:         clk,
 		tenants:       newTenantMap(),
+		counters:      newLeaseCounters(),
 		refreshRoutes: cfg.routeTTL > 0 && len(cfg.routers) > 0,
 		def:           def,
 		poolSize:      *def.opts.MaxPoolSize,

@@ -98,6 +98,7 @@ func WithTenantAuth(auth func(ctx context.Context, tenantID string) (options.Cre
 type routeShape struct {
 	key       clientKey
 	group     string // Route.Group; key.group differs with per-tenant credentials
+	database  string // Route.Database if a Router changed it, else "": the default name is the tenant's own
 	maxLeases int32
 	tier      string
 	dedicated bool // the client serves this tenant alone
@@ -106,7 +107,7 @@ type routeShape struct {
 // resolve runs the strategy and the routers for tenantID, whose default
 // database name is name, and checks the result. Errors wrap ErrRoute or
 // ErrInvalidTenant.
-func (m *Manager) resolve(ctx context.Context, tenantID, name string) (routeShape, string, error) {
+func (m *Manager) resolve(ctx context.Context, tenantID, name string) (routeShape, error) {
 	r := Route{
 		Group:     m.cfg.strategy.Group(tenantID),
 		Database:  name,
@@ -118,18 +119,18 @@ func (m *Manager) resolve(ctx context.Context, tenantID, name string) (routeShap
 		*rp = r
 		for _, route := range m.cfg.routers {
 			if err := route(ctx, tenantID, rp); err != nil {
-				return routeShape{}, "", fmt.Errorf("%w: %w", ErrRoute, err)
+				return routeShape{}, fmt.Errorf("%w: %w", ErrRoute, err)
 			}
 		}
 		r = *rp
 	}
 	if r.Database != name {
 		if err := checkDatabaseName(r.Database); err != nil {
-			return routeShape{}, "", err
+			return routeShape{}, err
 		}
 	}
 	if r.PoolSize == 0 || r.MaxLeases < 0 || r.MaxLeases > leaseMask {
-		return routeShape{}, "", fmt.Errorf("%w: the route has PoolSize %d and MaxLeases %d", ErrRoute, r.PoolSize, r.MaxLeases)
+		return routeShape{}, fmt.Errorf("%w: the route has PoolSize %d and MaxLeases %d", ErrRoute, r.PoolSize, r.MaxLeases)
 	}
 	s := routeShape{
 		key:       clientKey{cluster: r.Cluster, group: r.Group, poolSize: r.PoolSize},
@@ -138,19 +139,21 @@ func (m *Manager) resolve(ctx context.Context, tenantID, name string) (routeShap
 		tier:      r.Tier,
 		dedicated: r.Group == tenantID,
 	}
+	if r.Database != name {
+		s.database = r.Database
+	}
 	if r.Auth != nil {
 		cred := *r.Auth                        // the Router's value may change after it returns
 		s.key.group = "\x00tenant:" + tenantID // no strategy's group can collide with it
 		s.key.auth = &cred
 		s.dedicated = true
 	}
-	return s, r.Database, nil
+	return s, nil
 }
 
 // setRouteLocked installs a route on t. The caller holds t.mu.
-func (t *tenant) setRouteLocked(s routeShape, dbName string, now int64) {
+func (t *tenant) setRouteLocked(s routeShape, now int64) {
 	t.route = unique.Make(s)
-	t.dbName = dbName
 	t.maxLeases.Store(s.maxLeases)
 	t.routedAt.Store(now)
 	t.routeVer++
@@ -220,7 +223,7 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 	ver := t.routeVer
 	t.mu.Unlock()
 
-	s, dbName, err := m.resolve(ctx, t.id, name)
+	s, err := m.resolve(ctx, t.id, name)
 	if err != nil {
 		return err
 	}
@@ -234,17 +237,17 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 	s = t.keepCredentialsLocked(s)
 	old := t.route.Value()
 	switch {
-	case s == old && dbName == t.dbName:
-		t.routedAt.Store(m.clock.now())
-	case s.key == old.key && dbName == t.dbName:
-		t.setRouteLocked(s, dbName, m.clock.now()) // a new limit or tier on the same client
+	case s == old:
+		t.routedAt.Store(m.coarse.Load())
+	case s.key == old.key && s.database == old.database:
+		t.setRouteLocked(s, m.coarse.Load()) // a new limit or tier on the same client
 		t.wakeLocked()
 		m.cfg.logger.Debug("mongotenant: route changed", "tenant", t.id, "tier", s.tier, "max_leases", s.maxLeases)
 	default:
 		if t.phase == phaseBound {
 			gone = m.leaveClientLocked(t, causeRoute)
 		}
-		t.setRouteLocked(s, dbName, m.clock.now())
+		t.setRouteLocked(s, m.coarse.Load())
 		t.wakeLocked()
 		m.cfg.logger.Debug("mongotenant: route changed; the tenant moves to another client", "tenant", t.id, "group", s.key.group, "pool", s.key.poolSize)
 	}
@@ -271,16 +274,16 @@ func (m *Manager) backgroundRefresh(ctx context.Context, t *tenant) {
 	defer t.refreshing.Store(false)
 	defer func() {
 		if p := recover(); p != nil {
-			m.refreshErrors.Add(1)
 			m.cfg.logger.Warn("mongotenant: a callback panicked in a background route refresh; the old route is kept", m.tenantAttr(t.id))
 			m.cfg.logger.Debug("mongotenant: route refresh panic", "tenant", t.id, "panic", fmt.Sprint(p))
-			t.routedAt.Store(m.clock.now()) // try again after another TTL
+			t.routedAt.Store(m.coarse.Load()) // try again after another TTL
+			m.refreshErrors.Add(1)
 		}
 	}()
 	err := m.refresh(ctx, t, m.cfg.databaseName(t.id))
 	if err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
-		m.refreshErrors.Add(1)
 		m.cfg.logger.Warn("mongotenant: route refresh failed; the old route is kept", m.tenantAttr(t.id), "error", err)
-		t.routedAt.Store(m.clock.now())
+		t.routedAt.Store(m.coarse.Load())
+		m.refreshErrors.Add(1)
 	}
 }

@@ -117,26 +117,24 @@ func (m *Manager) Stats() Stats {
 		s.RefusedCreate + s.RefusedInit + s.RefusedClosed + s.RefusedContext
 	s.Evicted = s.EvictedLRU + s.EvictedIdle + s.EvictedByApp + s.EvictedClose + s.EvictedBudget + s.EvictedRoute
 
+	hits, releases := m.counters.sum()
+	s.Hits = hits
+	s.Leases = int(hits + m.slowGrants.Load() - releases)
+	s.Misses = m.misses.Load()
+
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s.Clients = len(m.cached)
 	s.Retiring = len(m.retiring)
 	s.BudgetUsed = m.budgetUsed
-	hits := m.foldedHits
-	add := func(c *client) {
+	for _, c := range m.cached {
 		s.OpenConnections += int(c.pool.open.Load())
 		s.InUseConnections += int(c.pool.inUse.Load())
-		s.Leases += int(c.leases())
-		hits += c.hits()
-	}
-	for _, c := range m.cached {
-		add(c)
 	}
 	for c := range m.retiring {
-		add(c)
+		s.OpenConnections += int(c.pool.open.Load())
+		s.InUseConnections += int(c.pool.inUse.Load())
 	}
-	s.Hits = hits
-	s.Misses = m.misses.Load()
 	return s
 }
 
@@ -158,7 +156,7 @@ func (m *Manager) TenantStats(tenantID string) (TenantStats, bool) {
 	sharing := c.nMembers
 	m.mu.Unlock()
 	return TenantStats{
-		Database:         t.dbName,
+		Database:         b.name,
 		Group:            r.group,
 		Tier:             r.tier,
 		MaxLeases:        int(r.maxLeases),

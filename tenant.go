@@ -38,21 +38,20 @@ type tenant struct {
 	hash      uint64                  // the tenant map's hash of id
 	id        string
 
-	cell       uint32      // which counter cell of its clients the tenant updates (see client.cells)
 	refreshing atomic.Bool // a background route refresh is under way
 
 	mu       sync.Mutex // guards the fields below, and writes to cur, maxLeases and carried
 	phase    phase
-	work     work    // what the caller leading work on the tenant is doing
-	flight   *flight // waiters for that work; nil until one arrives
-	refs     int32   // callers in the slow path holding the tenant
-	initDone bool    // the init hook has succeeded for this tenant
-	routeVer uint32  // bumped when the route changes or is forgotten
+	work     work   // what the caller leading work on the tenant is doing
+	initDone bool   // the init hook has succeeded for this tenant
+	refs     int32  // callers in the slow path holding the tenant
+	routeVer uint32 // bumped when the route changes or is forgotten
+	expI     int32  // position in expB; guarded by expiry.mu
 	route    unique.Handle[routeShape]
-	dbName   string
-	queue    []*bulkheadWaiter // callers waiting for a lease, first come first served
+	flight   *flight        // waiters for the leader's work; nil until one arrives
+	queue    *bulkheadQueue // callers waiting for a lease; nil until one does
 
-	exp expiryPos // position in the idle reaper's index; guarded by expiry.mu
+	expB *bucket // the idle reaper's bucket holding the tenant; guarded by expiry.mu
 
 	in         *client // the client whose member list holds the tenant; guarded by Manager.mu
 	prev, next *tenant // in that list; guarded by Manager.mu
@@ -197,21 +196,46 @@ func (t *tenant) detachIfIdleLocked() (b *binding, ok bool) {
 // binding, no lease, no caller. The caller holds t.mu.
 func (t *tenant) unusedLocked() bool {
 	return (t.phase == phaseRouted || t.phase == phaseUnrouted) &&
-		t.refs == 0 && leasesOf(t.word.Load()) == 0 && t.carried.Load() == 0 && len(t.queue) == 0
+		t.refs == 0 && leasesOf(t.word.Load()) == 0 && t.carried.Load() == 0 && t.queue == nil
 }
 
-// A bulkheadWaiter is a caller waiting for a lease of a tenant at its
-// limit. wake has room for one signal, so waking never blocks.
+// A bulkheadQueue holds the callers waiting for a lease of a tenant at its
+// limit, first come first served.
+type bulkheadQueue struct{ waiters []*bulkheadWaiter }
+
+// A bulkheadWaiter is a caller in a bulkheadQueue. wake has room for one
+// signal, so waking never blocks.
 type bulkheadWaiter struct{ wake chan struct{} }
+
+// enqueueLocked adds a waiter at the end of t's queue. The caller holds
+// t.mu.
+func (t *tenant) enqueueLocked() *bulkheadWaiter {
+	w := &bulkheadWaiter{wake: make(chan struct{}, 1)}
+	if t.queue == nil {
+		t.queue = new(bulkheadQueue)
+		t.setWaitersLocked(true)
+	}
+	t.queue.waiters = append(t.queue.waiters, w)
+	return w
+}
+
+// firstInLineLocked reports whether w may take the next lease: it is first
+// in t's queue, or the queue is empty and w is nil. The caller holds t.mu.
+func (t *tenant) firstInLineLocked(w *bulkheadWaiter) bool {
+	if t.queue == nil {
+		return true
+	}
+	return t.queue.waiters[0] == w
+}
 
 // wakeLocked tells the first waiter to look again: a lease was released,
 // the limit changed, or the tenant left its client. The caller holds t.mu.
 func (t *tenant) wakeLocked() {
-	if len(t.queue) == 0 {
+	if t.queue == nil {
 		return
 	}
 	select {
-	case t.queue[0].wake <- struct{}{}:
+	case t.queue.waiters[0].wake <- struct{}{}:
 	default:
 	}
 }
@@ -219,16 +243,17 @@ func (t *tenant) wakeLocked() {
 // leaveQueueLocked removes w from the queue, passing its turn on if it was
 // first. The caller holds t.mu.
 func (t *tenant) leaveQueueLocked(w *bulkheadWaiter) {
-	for i, q := range t.queue {
-		if q == w {
-			t.queue = append(t.queue[:i], t.queue[i+1:]...)
-			if i == 0 {
+	q := t.queue
+	for i, x := range q.waiters {
+		if x == w {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			if i == 0 && len(q.waiters) > 0 {
 				t.wakeLocked()
 			}
 			break
 		}
 	}
-	if len(t.queue) == 0 {
+	if len(q.waiters) == 0 {
 		t.queue = nil
 		t.setWaitersLocked(false)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mongotenant/mongotenant"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // billing is a tier lookup the test can change.
@@ -42,6 +44,7 @@ func TestTiersSizeClients(t *testing.T) {
 	}
 	_, err := m.Acquire(context.Background(), "nobody") // tier ""
 	assert.ErrorContains(t, err, "unknown tier")
+	assert.ErrorIs(t, err, mongotenant.ErrRoute)
 
 	b.err = errors.New("billing down")
 	_, err = m.Acquire(context.Background(), "new")
@@ -82,12 +85,100 @@ func TestTierChangeReplacesClient(t *testing.T) {
 
 func TestRouteTTLRefreshesInTheBackground(t *testing.T) {
 	b := &billing{tiers: map[string]string{"acme": "free"}}
-	m := newManager(t, mongotenant.WithTiers(b.tierOf, nil), mongotenant.WithRouteTTL(10*time.Millisecond))
+	m, clock := newFakeManager(t, mongotenant.WithTiers(b.tierOf, nil), mongotenant.WithRouteTTL(time.Minute))
 	acquire(t, m, "acme").Release()
 	b.set("acme", "enterprise")
-	waitFor(t, "the new tier", func() bool {
-		acquire(t, m, "acme").Release() // a Release past the TTL starts the refresh
-		s, _ := m.TenantStats("acme")
-		return s.Tier == "enterprise" && s.PoolSize == 20
+	clock.Advance(59 * time.Second)
+	acquire(t, m, "acme").Release()
+	assert.Zero(t, m.Stats().RouteRefreshes, "within the TTL")
+	clock.Advance(2 * time.Second)
+	acquire(t, m, "acme").Release() // a Release past the TTL starts the refresh
+	waitFor(t, "the refresh", func() bool { return m.Stats().RouteRefreshes == 1 })
+	assert.Equal(t, uint64(1), m.Stats().EvictedRoute, "the tenant left its free-tier client")
+	acquire(t, m, "acme").Release()
+	s, _ := m.TenantStats("acme")
+	assert.Equal(t, "enterprise", s.Tier)
+	assert.Equal(t, uint64(20), s.PoolSize)
+}
+
+// TestRefreshesDoNotDependOnHowTheStrategyWasChosen: with only a strategy
+// there is nothing to refresh, whether the strategy is the default or given
+// explicitly, and whatever the TTL; a Router makes routes refreshable.
+func TestRefreshesDoNotDependOnHowTheStrategyWasChosen(t *testing.T) {
+	var calls atomic.Int32
+	router := mongotenant.WithRouter(func(context.Context, string, *mongotenant.Route) error {
+		calls.Add(1)
+		return nil
 	})
+	for _, tc := range []struct {
+		name      string
+		opts      []mongotenant.Option
+		refreshes uint64
+	}{
+		{"default", nil, 0},
+		{"explicit Dedicated", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Dedicated())}, 0},
+		{"explicit Shared", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared())}, 0},
+		{"TTL alone", []mongotenant.Option{mongotenant.WithRouteTTL(time.Second)}, 0},
+		{"a Router", []mongotenant.Option{router}, 1},
+		{"a Router and an explicit Dedicated", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Dedicated()), router}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, clock := newFakeManager(t, tc.opts...)
+			acquire(t, m, "acme").Release()
+			clock.Advance(mongotenant.DefaultRouteTTL + time.Second)
+			acquire(t, m, "acme").Release()
+			if tc.refreshes > 0 {
+				waitFor(t, "the refresh", func() bool { return m.Stats().RouteRefreshes == tc.refreshes })
+			}
+			acquire(t, m, "acme").Release()
+			assert.Equal(t, tc.refreshes, m.Stats().RouteRefreshes)
+		})
+	}
+}
+
+// TestRefreshRotatesCredentials: Refresh compares credentials by value.
+// Equal ones keep the client; rotated ones move the tenant to a new client,
+// and the old one serves its lease, then is disconnected.
+func TestRefreshRotatesCredentials(t *testing.T) {
+	var password atomic.Value
+	password.Store("v1")
+	m := newManager(t, mongotenant.WithTenantAuth(func(_ context.Context, id string) (options.Credential, error) {
+		return options.Credential{Username: "u_" + id, Password: password.Load().(string),
+			AuthMechanismProperties: map[string]string{"k": "v"}}, nil
+	}))
+	ctx := context.Background()
+	old := acquire(t, m, "acme")
+	require.NoError(t, m.Refresh(ctx, "acme"))
+	same := acquire(t, m, "acme")
+	assert.Same(t, old.Client(), same.Client(), "equal credentials, new values: same client")
+	same.Release()
+
+	password.Store("v2")
+	require.NoError(t, m.Refresh(ctx, "acme"))
+	rotated := acquire(t, m, "acme")
+	defer rotated.Release()
+	assert.NotSame(t, old.Client(), rotated.Client())
+	assertConnected(t, old.Client())
+	s := m.Stats()
+	assert.Equal(t, uint64(1), s.EvictedRoute)
+	assert.Equal(t, 2, s.Clients+s.Retiring)
+	old.Release()
+	waitFor(t, "the old client to disconnect", func() bool { return isDisconnected(old.Client()) })
+}
+
+// TestEvictResolvesTheRouteAgainEvenWhenLeased: Evict forgets the route
+// of a leased tenant too; its next Acquire asks the routers again.
+func TestEvictResolvesTheRouteAgainEvenWhenLeased(t *testing.T) {
+	var calls atomic.Int32
+	m := newManager(t, mongotenant.WithRouter(func(context.Context, string, *mongotenant.Route) error {
+		calls.Add(1)
+		return nil
+	}))
+	held := acquire(t, m, "acme")
+	acquire(t, m, "acme").Release()
+	assert.Equal(t, int32(1), calls.Load())
+	require.NoError(t, m.Evict(context.Background(), "acme"))
+	acquire(t, m, "acme").Release()
+	assert.Equal(t, int32(2), calls.Load(), "resolved again")
+	held.Release()
 }

@@ -103,12 +103,13 @@ func run(ctx context.Context, w io.Writer, uri string) error {
 		}
 	}
 
-	// How many clients were created and evicted depends on scheduling; the
-	// cap and this identity do not.
+	// How many clients were created, recycled and evicted depends on
+	// scheduling; the cap and this identity do not: every client made
+	// (connected or recycled) is cached or was evicted.
 	s := m.Stats()
 	fmt.Fprintf(w, "stats  clients=%d/%d leases=%d\n", s.Clients, s.MaxClients, s.Leases)
-	fmt.Fprintf(w, "stats  created=clients+evicted: %t, evicted(lru)>=2: %t\n",
-		s.Created == uint64(s.Clients)+s.Evicted, s.EvictedLRU >= 2)
+	fmt.Fprintf(w, "stats  created+recycled=clients+evicted: %t, evicted(lru)>=2: %t\n",
+		s.Created+s.Recycled == uint64(s.Clients)+s.Evicted, s.EvictedLRU >= 2)
 	return m.Close(ctx)
 }
 

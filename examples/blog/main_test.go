@@ -21,7 +21,7 @@ func TestBlog(t *testing.T) {
 		`(?m)^carol  5 posts, 15 views, top tag "ops" \(5 posts\)$`,
 		`(?m)^dave   4 posts, 10 views, top tag "go" \(4 posts\)$`,
 		`(?m)^stats  clients=2/2 leases=0$`,
-		`(?m)^stats  created=clients\+evicted: true, evicted\(lru\)>=2: true$`,
+		`(?m)^stats  created\+recycled=clients\+evicted: true, evicted\(lru\)>=2: true$`,
 	}
 	example.Check(t, run, uri, want)
 }

@@ -69,8 +69,8 @@ func run(ctx context.Context, w io.Writer, uri string) error {
 	fmt.Fprintf(w, "alice  found %q after her client was evicted\n", first["title"])
 
 	s := m.Stats()
-	fmt.Fprintf(w, "stats  clients=%d/%d created=%d hits=%d misses=%d evicted(lru)=%d leases=%d\n",
-		s.Clients, s.MaxClients, s.Created, s.Hits, s.Misses, s.EvictedLRU, s.Leases)
+	fmt.Fprintf(w, "stats  clients=%d/%d created=%d recycled=%d hits=%d misses=%d evicted(lru)=%d leases=%d\n",
+		s.Clients, s.MaxClients, s.Created, s.Recycled, s.Hits, s.Misses, s.EvictedLRU, s.Leases)
 	if ts, ok := m.TenantStats("carol"); ok {
 		fmt.Fprintf(w, "carol  pool size %d, %d connection check-outs\n", ts.PoolSize, ts.CheckOuts)
 	}

@@ -16,7 +16,7 @@ func TestQuickstart(t *testing.T) {
 		`(?m)^bob    1 posts in user_bob_db$`,
 		`(?m)^carol  3 posts in user_carol_db$`,
 		`(?m)^alice  found "Hello from Alice" after her client was evicted$`,
-		`(?m)^stats  clients=2/2 created=4 hits=0 misses=4 evicted\(lru\)=2 leases=0$`,
+		`(?m)^stats  clients=2/2 created=2 recycled=2 hits=0 misses=4 evicted\(lru\)=2 leases=0$`,
 		`(?m)^carol  pool size 5, [1-9][0-9]* connection check-outs$`,
 	})
 }
