@@ -1,7 +1,7 @@
 // Package mongotenant gives every tenant of a service its own MongoDB
-// database through its own *mongo.Client, created on first use, cached,
-// capped, and disconnected when idle, without ever closing a client that is
-// still in use.
+// database through its own *mongo.Client (or one shared with a group of
+// tenants), created on first use, cached, capped, and disconnected when
+// idle, without ever closing a client that is still in use.
 //
 // # Leases
 //
@@ -20,36 +20,59 @@
 //		return err
 //	})
 //
-// Acquiring a cached tenant takes a read lock and an atomic add: no network
-// I/O, no allocation. The Manager never pings a cached client: the driver's
-// own monitor reconnects it after a failure.
+// Acquiring a cached tenant is a lock-free lookup and one compare-and-swap on
+// the tenant's own state: no lock, no network I/O, no allocation, and no
+// memory that acquisitions of other tenants write. The Manager never pings a
+// cached client: the driver's own monitor reconnects it after a failure.
+//
+// # Tenants and clients
+//
+// What belongs to a tenant ID (its route, bulkhead, lease count, init state)
+// lives once per ID for as long as a client, a lease or a caller refers to
+// it. What belongs to the tenant's client (the client and the database
+// handle) is separate, so that a tenant can move to another client, after an
+// eviction or a route change, without losing count of the leases it holds
+// on the old one.
 //
 // # Eviction
 //
-// A client leaves the cache when the LRU cap or the connection budget needs
-// room (least recently used unleased client first), when all its tenants
-// have been idle for the idle timeout, when its last tenant is evicted
-// ([Manager.Evict]) or moves to another route, or at [Manager.Close]. It
-// leaves the cache at once, so the tenant's next Acquire binds to a fresh
-// client, but it is disconnected only after its last lease is released.
-// Disconnect never runs under a Manager lock.
+// A client leaves the cache when the client cap or the connection budget
+// needs room (the least recently used unleased client of a random draw),
+// when all its tenants have been idle for the idle timeout, when its last
+// tenant is evicted ([Manager.Evict], [Manager.Forget]) or moves to another
+// route, or at [Manager.Close]. It leaves the cache at once, but it is
+// disconnected only after its last lease is released; an unleased client
+// evicted to make room may instead be recycled for the new tenant
+// ([WithClientRecycling]). Disconnect never runs under a Manager lock.
 //
 // # Strategies, tiers and limits
 //
-// A [Router] chain decides each tenant's [Route]: which client it shares
-// ([WithStrategy]: [Dedicated], [Grouped], [Shared]), its pool size and
-// lease limit ([WithTiers], [WithMaxLeases]), its deployment
+// A [Strategy] names each tenant's client group ([Dedicated], [Grouped],
+// [Shared]); [Router] functions then fill in the rest of its [Route]: pool
+// size and lease limit ([WithTiers], [WithMaxLeases]), deployment
 // ([WithPlacement]) and credentials ([WithTenantAuth]). Routes are cached
 // and refreshed after [WithRouteTTL] or by [Manager.Refresh].
 // [WithConnectionBudget] caps the sockets all clients may hold, and
 // [PlanCapacity] sizes all of this from a server's connection limit.
 //
-// # Tenant IDs
+// # Untrusted input and user callbacks
 //
-// Tenant IDs usually come from requests and are untrusted. Before a client is
-// created the ID is checked ([ValidateTenantID] by default) and so is the
-// database name it maps to; failures wrap [ErrInvalidTenant] and cost no
-// round trip to the server.
+// Tenant IDs usually come from requests and are untrusted. The ID is
+// checked ([ValidateTenantID] by default), and so is the database name it
+// maps to, before anything else is done with it; failures wrap
+// [ErrInvalidTenant] and cost no lock and no round trip to the server.
+//
+// User callbacks (routers, the strategy, the validator, the naming
+// function, the init hook) may panic or block. A panic propagates to the
+// caller whose call ran the callback and leaves no state behind; callers
+// waiting for that work try again. A blocked callback holds only its caller,
+// until that caller's ctx ends.
+//
+// # Errors
+//
+// Every error wraps an exported sentinel or the ctx's error, and none
+// repeats a value from the URI or the client options. See [ErrRoute],
+// [ErrCreateClient], [ErrInit] and the others in errors.go.
 //
 // # Connections
 //
@@ -59,9 +82,10 @@
 //
 // # Observability
 //
-// [Manager.Stats] returns a [Stats] snapshot, like database/sql's DBStats;
-// [Manager.TenantStats] adds per-tenant pool figures derived from the
-// driver's pool events. Logs go through log/slog and are off by default.
+// [Manager.Stats] returns a [Stats] snapshot, like database/sql's DBStats,
+// in O(clients); [Manager.TenantStats] adds per-tenant pool figures derived
+// from the driver's pool events. Logs go through log/slog and are off by
+// default.
 //
 // # Testing
 //

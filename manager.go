@@ -29,8 +29,8 @@ type Manager struct {
 	clock         clock
 	tenants       *tenantMap
 	counters      *leaseCounters
-	refreshRoutes bool // routes can change, so Release refreshes them after the route TTL
-	closed        atomic.Bool
+	refreshRoutes bool        // routes can change, so Release refreshes them after the route TTL
+	closed        atomic.Bool // set once, under mu, by Close
 
 	def      *cluster // the deployment at the URI given to New
 	poolSize uint64   // default pool size, from the options or the URI
@@ -44,7 +44,13 @@ type Manager struct {
 	coarse atomic.Int64
 	_      [56]byte
 
-	mu          sync.Mutex            // guards the fields below, the client fields that say so, and tenant.prev, next and in
+	// mu guards clients, cached, creating, retiring, orphans, clusters,
+	// budgetUsed, freeing, budgetFreed, rng and closeErrs; the fields of
+	// client that say so; tenant.in, prev and next; and the Add of a first
+	// count to housekeeper, background and pending, which must not race
+	// with Close's Wait. Nothing holds it across I/O, a callback, or work
+	// proportional to tenants; the hot path never takes it.
+	mu          sync.Mutex
 	clients     map[clientKey]*client // clients being created and cached, by key
 	cached      []*client             // cached clients, for drawing LRU victims
 	creating    int                   // clients being created
@@ -57,7 +63,7 @@ type Manager struct {
 	rng         *rand.Rand            // draws LRU victims
 	closeErrs   []error               // Disconnect errors of clients closed by Close
 
-	housekeeping atomic.Bool    // the housekeeper runs
+	housekeeping atomic.Bool    // the housekeeper runs; set under mu when it starts
 	housekeeper  sync.WaitGroup // the housekeeper
 	background   sync.WaitGroup // route refreshes
 	pending      sync.WaitGroup // one count per published client, until it is disconnected or recycled

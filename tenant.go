@@ -40,7 +40,11 @@ type tenant struct {
 
 	refreshing atomic.Bool // a background route refresh is under way
 
-	mu       sync.Mutex // guards the fields below, and writes to cur, maxLeases and carried
+	// mu guards phase, work, initDone, refs, routeVer, route, flight and
+	// queue; the draining count of the tenant's bindings; and every change
+	// to cur, maxLeases, carried, and the word's ready bit, waiters bit and
+	// generation. Leases are added and taken from the word without it.
+	mu       sync.Mutex
 	phase    phase
 	work     work   // what the caller leading work on the tenant is doing
 	initDone bool   // the init hook has succeeded for this tenant

@@ -22,7 +22,7 @@ const (
 	throughputTenants = 2000
 	throughputCap     = 200
 	throughputWorkers = 16
-	throughputRounds  = 3 // variants take turns, so that drift hits each alike
+	throughputRounds  = 5 // variants take turns, in a rotating order, so that drift and the aftermath of the one before hit each alike
 	throughputSeeders = 8
 )
 
@@ -42,7 +42,7 @@ var throughputVariants = []throughputVariant{
 // throughputTarget is where a variant sends a tenant's reads.
 type throughputTarget interface {
 	find(ctx context.Context, tenant int) error
-	stats() (created, recycled, evicted uint64)
+	stats() mongotenant.Stats // zero for the plain client
 	close(ctx context.Context) error
 }
 
@@ -75,12 +75,16 @@ func churnThroughput(ctx context.Context, env *Env) ([]Result, error) {
 		targets[i] = managerTarget{m, ids}
 	}
 	ops := make([]int64, len(targets))
+	maxConns := make([]int, len(targets))
 	fails := make([]int64, len(targets))
 	elapsed := make([]time.Duration, len(targets))
 	round := env.Duration / throughputRounds
 	for r := range throughputRounds {
-		for i, t := range targets {
+		for k := range targets {
+			i := (k + r) % len(targets)
+			t := targets[i]
 			n, failed, took := throughputRun(ctx, t, round, uint64(r))
+			maxConns[i] = max(maxConns[i], t.stats().OpenConnections)
 			ops[i] += n
 			fails[i] += failed
 			elapsed[i] += took
@@ -90,7 +94,7 @@ func churnThroughput(ctx context.Context, env *Env) ([]Result, error) {
 	base := float64(ops[0]) / elapsed[0].Seconds()
 	for i, v := range throughputVariants {
 		rate := float64(ops[i]) / elapsed[i].Seconds()
-		created, recycled, evicted := targets[i].stats()
+		st := targets[i].stats()
 		if err := targets[i].close(ctx); err != nil {
 			return nil, err
 		}
@@ -98,18 +102,19 @@ func churnThroughput(ctx context.Context, env *Env) ([]Result, error) {
 		r.Add("throughput", rate, "ops/s").
 			Add("vs plain client", rate/base, "×").
 			Add("failed", float64(fails[i]), "").
-			Add("clients created", float64(created), "").
-			Add("recycled", float64(recycled), "").
-			Add("evicted", float64(evicted), "")
+			Add("hits", 100*float64(st.Hits)/float64(max(1, st.Hits+st.Misses)), "%").
+			Add("clients created", float64(st.Created), "").
+			Add("recycled", float64(st.Recycled), "").
+			Add("evicted", float64(st.Evicted), "")
 		results = append(results, r)
-		env.Progress("%s: %.0f ops/s, %.2f× the plain client, %d failed, %d created, %d recycled",
-			v.name, rate, rate/base, fails[i], created, recycled)
+		env.Progress("%s: %.0f ops/s, %.2f× the plain client, %d failed, %.1f%% hits, %d created, %d recycled, max pooled connections %d",
+			v.name, rate, rate/base, fails[i], 100*float64(st.Hits)/float64(max(1, st.Hits+st.Misses)), st.Created, st.Recycled, maxConns[i])
 	}
 	results[len(results)-1].Notes = append(results[len(results)-1].Notes, fmt.Sprintf(
 		"throughput: %d tenants, each with its own database holding one document, read by _id (FindOne, checked) by %d workers, "+
 			"tenants drawn Zipf s=%.1f; the Manager's variants are capped at %d clients, pool 10 per client; "+
 			"the plain client is one *mongo.Client with the driver's defaults (pool 100). "+
-			"The variants took turns, %d rounds of %v each.",
+			"The variants took turns, %d rounds of %v each, each round starting with the next variant.",
 		throughputTenants, throughputWorkers, churnZipfS, throughputCap, throughputRounds, round))
 	return results, nil
 }
@@ -182,7 +187,7 @@ func (p plainTarget) find(ctx context.Context, tenant int) error {
 	return throughputCheck(ctx, p.c.Database("user_"+p.ids[tenant]+"_db"), tenant)
 }
 
-func (plainTarget) stats() (uint64, uint64, uint64) { return 1, 0, 0 }
+func (plainTarget) stats() mongotenant.Stats { return mongotenant.Stats{Created: 1} }
 func (plainTarget) close(context.Context) error     { return nil }
 
 type managerTarget struct {
@@ -196,10 +201,7 @@ func (t managerTarget) find(ctx context.Context, tenant int) error {
 	})
 }
 
-func (t managerTarget) stats() (uint64, uint64, uint64) {
-	s := t.m.Stats()
-	return s.Created, s.Recycled, s.Evicted
-}
+func (t managerTarget) stats() mongotenant.Stats { return t.m.Stats() }
 
 func (t managerTarget) close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, churnCloseTTL)

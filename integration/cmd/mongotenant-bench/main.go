@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -31,9 +32,22 @@ func main() {
 	which := flag.String("scenario", "all", "comma-separated scenarios: all, or "+strings.Join(names, ", "))
 	duration := flag.Duration("duration", 10*time.Second, "time budget of each timed phase")
 	jsonPath := flag.String("json", "", "also write the results as JSON to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mongotenant-bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*which, *duration, *jsonPath); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "mongotenant-bench:", err)
 		os.Exit(1)
 	}
