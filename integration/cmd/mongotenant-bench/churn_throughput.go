@@ -187,8 +187,8 @@ func (p plainTarget) find(ctx context.Context, tenant int) error {
 	return throughputCheck(ctx, p.c.Database("user_"+p.ids[tenant]+"_db"), tenant)
 }
 
-func (plainTarget) stats() mongotenant.Stats { return mongotenant.Stats{Created: 1} }
-func (plainTarget) close(context.Context) error     { return nil }
+func (plainTarget) stats() mongotenant.Stats    { return mongotenant.Stats{Created: 1} }
+func (plainTarget) close(context.Context) error { return nil }
 
 type managerTarget struct {
 	m   *mongotenant.Manager
