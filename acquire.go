@@ -106,7 +106,8 @@ type acquisition struct {
 
 	miss      bool  // it resolved, bound, created, initialized or waited
 	waited    bool  // it waited for something
-	waitStart int64 // clock when it first waited
+	waitStart int64 // clock when its current wait began
+	waitTime  int64 // time it spent waiting, ns
 }
 
 // errDropped sends an acquisition back to the tenant map: the tenant it
@@ -122,7 +123,6 @@ var errRouteChanged = errors.New("mongotenant: route changed")
 // found is the tenant the hot path found, or nil.
 func (m *Manager) acquireSlow(ctx context.Context, tenantID string, found *tenant) (*tenant, *binding, *leaseCell, error) {
 	a := &acquisition{m: m, ctx: ctx, id: tenantID}
-	defer a.stopWaiting()
 	err := a.run(found)
 	a.account(err) // not reached if a callback panicked: such a call is neither served nor refused
 	return a.t, a.b, a.cell, err
@@ -245,16 +245,21 @@ func (a *acquisition) on(t *tenant) (err error) {
 				continue // bound, but the bulkhead is full: queue below
 			}
 		case phaseBound:
-			if !t.firstInLineLocked(queued) || !t.hasRoomLocked() {
+			if t.firstInLineLocked(queued) {
+				b = a.grantLocked(t)
+			}
+			if b == nil {
 				if queued == nil {
+					// Look once more with the waiters bit set: a lease
+					// released before it was set woke nobody.
 					queued = t.enqueueLocked()
+					continue
 				}
 				if err := a.awaitTurn(t, queued); err != nil {
 					return err
 				}
 				continue
 			}
-			b = a.grantLocked(t)
 		}
 		if queued != nil {
 			t.leaveQueueLocked(queued) // after the grant: the next in line sees it
@@ -273,12 +278,15 @@ func (a *acquisition) on(t *tenant) (err error) {
 	}
 }
 
-// grantLocked takes a lease on t's binding for the slow path. A lease that
-// needed nothing the hot path lacks counts as a hit, the others as slow
-// grants (Misses, once served). The caller holds t.mu and checked the
-// bulkhead.
+// grantLocked takes a lease on t's binding for the slow path if the
+// bulkhead allows, and returns nil if it does not. A lease that needed
+// nothing the hot path lacks counts as a hit, the others as slow grants
+// (Misses, once served). The caller holds t.mu.
 func (a *acquisition) grantLocked(t *tenant) *binding {
-	b := t.grantLocked()
+	b := t.tryGrantLocked()
+	if b == nil {
+		return nil
+	}
 	a.cell = a.m.counters.cell()
 	if a.miss || (a.m.cfg.init != nil && !t.initDone) {
 		a.m.slowGrants.Add(1)
@@ -296,8 +304,9 @@ func (a *acquisition) await(t *tenant) error {
 	}
 	f, what := t.flight, t.work.String()
 	t.mu.Unlock()
-	a.wait()
+	a.startWait()
 	err := f.wait(a.ctx, a.m.done, what)
+	a.endWait()
 	t.mu.Lock()
 	if err == errRetry || err == errRouteChanged {
 		return nil
@@ -310,7 +319,8 @@ func (a *acquisition) await(t *tenant) error {
 func (a *acquisition) awaitTurn(t *tenant, w *bulkheadWaiter) error {
 	limit := t.maxLeases.Load()
 	t.mu.Unlock()
-	a.wait()
+	a.startWait()
+	defer a.endWait()
 	select {
 	case <-w.wake:
 		t.mu.Lock()
@@ -320,7 +330,7 @@ func (a *acquisition) awaitTurn(t *tenant, w *bulkheadWaiter) error {
 		return ErrClosed
 	case <-a.ctx.Done():
 		t.mu.Lock()
-		return fmt.Errorf("%w: %d leases in use: %w", ErrTenantBusy, limit, ctxError(a.ctx))
+		return fmt.Errorf("%w (%d): %w", ErrTenantBusy, limit, ctxError(a.ctx))
 	}
 }
 
@@ -406,7 +416,9 @@ func (m *Manager) bind(a *acquisition, t *tenant, ver uint32, s routeShape) (*bi
 			c = newClient(m, s.key, s.dedicated)
 			m.clients[s.key] = c
 			m.creating++
+			m.building.Add(1)
 			m.mu.Unlock()
+			defer m.building.Done()
 			return m.create(a, t, ver, c)
 		case c.state == clientCreating:
 			if c.flight == nil {
@@ -414,8 +426,10 @@ func (m *Manager) bind(a *acquisition, t *tenant, ver uint32, s routeShape) (*bi
 			}
 			f := c.flight
 			m.mu.Unlock()
-			a.wait()
-			if err := f.wait(a.ctx, m.done, "the tenant's client"); err != nil && err != errRetry {
+			a.startWait()
+			err := f.wait(a.ctx, m.done, "the tenant's client")
+			a.endWait()
+			if err != nil && err != errRetry {
 				return nil, err
 			}
 		default:
@@ -460,13 +474,14 @@ func (m *Manager) attachLocked(a *acquisition, t *tenant, c *client) *binding {
 	b := &binding{c: c, name: name, gen: genOf(t.word.Load())}
 	t.cur.Store(b)
 	t.phase = phaseBound
+	var granted *binding
+	if t.queue == nil {
+		granted = a.grantLocked(t) // before the hot path opens: nobody else can take the room
+	}
 	if m.cfg.init == nil || t.initDone {
 		t.setReadyLocked()
 	}
-	if t.queue != nil || !t.hasRoomLocked() {
-		return nil
-	}
-	return a.grantLocked(t)
+	return granted
 }
 
 // create leads the creation of client c for t's route: it makes room at
@@ -489,7 +504,9 @@ func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client) (b *b
 		return nil, err
 	}
 	if v != nil {
-		m.adopt(c, v)
+		if !m.adopt(c, v) {
+			return nil, ErrClosed
+		}
 	} else {
 		if c.mc, c.pool, err = m.connect(cl, c); err != nil {
 			return nil, err
@@ -498,6 +515,9 @@ func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client) (b *b
 	}
 	b, err = m.publish(a, t, ver, c)
 	published = true
+	if err != ErrClosed {
+		m.cfg.logger.Debug("mongotenant: client created", "group", c.key.group, "pool", c.key.poolSize)
+	}
 	return b, err
 }
 
@@ -546,7 +566,6 @@ func (m *Manager) publish(a *acquisition, t *tenant, ver uint32, c *client) (*bi
 		}
 		return nil
 	}()
-	m.cfg.logger.Debug("mongotenant: client created", "group", c.key.group, "pool", c.key.poolSize)
 	if err == ErrClosed {
 		m.dropUnpublished(c)
 		return nil, err
@@ -615,21 +634,17 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	return err
 }
 
-// wait notes that the acquisition waits, for Stats.
-func (a *acquisition) wait() {
-	a.miss = true
-	if !a.waited {
-		a.waited = true
-		a.waitStart = a.m.clock.now()
-		a.m.waiting.Add(1)
-	}
+// startWait and endWait bracket each wait of the acquisition, for Stats:
+// Waiting counts it while it lasts, and its time adds to WaitDuration.
+func (a *acquisition) startWait() {
+	a.miss, a.waited = true, true
+	a.waitStart = a.m.clock.now()
+	a.m.waiting.Add(1)
 }
 
-// stopWaiting takes the acquisition off the Waiting gauge, panic or not.
-func (a *acquisition) stopWaiting() {
-	if a.waited {
-		a.m.waiting.Add(-1)
-	}
+func (a *acquisition) endWait() {
+	a.m.waiting.Add(-1)
+	a.waitTime += a.m.clock.now() - a.waitStart
 }
 
 // account counts the acquisition in Stats.
@@ -637,7 +652,7 @@ func (a *acquisition) account(err error) {
 	m := a.m
 	if a.waited {
 		m.waits.Add(1)
-		m.waitTime.Add(m.clock.now() - a.waitStart)
+		m.waitTime.Add(a.waitTime)
 	}
 	switch {
 	case err != nil:

@@ -83,7 +83,7 @@ func (m *Manager) reserve(a *acquisition, c *client) (recycle *client, err error
 		if !fits && m.cfg.budgetPolicy == BudgetFailFast {
 			return nil, fmt.Errorf("%w: %d of %d sockets held by leased clients", ErrBudgetExceeded, used, limit)
 		}
-		a.wait()
+		a.startWait()
 		recheck := m.clock.newTimer(budgetRecheck)
 		select {
 		case <-freed:
@@ -91,9 +91,11 @@ func (m *Manager) reserve(a *acquisition, c *client) (recycle *client, err error
 		case <-m.done:
 		case <-a.ctx.Done():
 			recheck.Stop()
+			a.endWait()
 			return nil, fmt.Errorf("%w: waited for %d sockets: %w", ErrBudgetExceeded, cost, ctxError(a.ctx))
 		}
 		recheck.Stop()
+		a.endWait()
 	}
 }
 

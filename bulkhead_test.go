@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mongotenant/mongotenant"
 	"github.com/stretchr/testify/assert"
@@ -118,4 +119,28 @@ func TestBulkheadUnderLoad(t *testing.T) {
 	assert.LessOrEqual(t, peak.Load(), int64(2))
 	assert.Positive(t, ok.Load())
 	assert.Equal(t, 0, m.Stats().Leases)
+}
+
+// TestBulkheadNeverLosesAWakeup: callers contending for a bulkhead of one
+// never wait for a lease nobody holds. A release that lands between a
+// caller's check for room and its joining the queue must still let it in.
+func TestBulkheadNeverLosesAWakeup(t *testing.T) {
+	m := newManager(t, mongotenant.WithMaxLeases(1))
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				l, err := m.Acquire(ctx, "t")
+				cancel()
+				if err != nil {
+					t.Errorf("goroutine %d, iteration %d: %v (leases held: %d)", g, i, err, m.Stats().Leases)
+					return
+				}
+				l.Release()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 0, m.Stats().Leases+m.Stats().Waiting)
 }

@@ -113,9 +113,10 @@ func (m *Manager) reapTenant(t *tenant, now, timeout int64) (disconnect *client)
 	}
 	busy := t.refs > 0 || t.work != workNone || t.queue != nil ||
 		t.carried.Load() > 0 || leasesOf(t.word.Load()) > 0
-	expire, next := idleDecision(busy, t.lastUsed.Load(), now, timeout)
+	lastUsed := t.lastUsed.Load()
+	expire, next := idleDecision(busy, lastUsed, now, timeout)
 	if expire && t.phase == phaseBound {
-		b, ok := t.detachIfIdleLocked()
+		b, ok := t.detachIfIdleLocked(lastUsed)
 		if !ok { // a lease slipped in
 			expire, next = false, now+timeout
 		} else {

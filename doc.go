@@ -63,10 +63,13 @@
 // [ErrInvalidTenant] and cost no lock and no round trip to the server.
 //
 // User callbacks (routers, the strategy, the validator, the naming
-// function, the init hook) may panic or block. A panic propagates to the
-// caller whose call ran the callback and leaves no state behind; callers
-// waiting for that work try again. A blocked callback holds only its caller,
-// until that caller's ctx ends.
+// function, the init hook, the log handler) may panic or block. A panic
+// propagates to the caller whose call ran the callback and leaves no state
+// behind; callers waiting for that work try again (a log handler's panic
+// is recovered). Routers and the init hook get their caller's ctx and
+// should return when it ends; until a blocked callback returns it holds up
+// only its caller: callers waiting for the same work give up with their
+// own ctx, no lock is held, and Close does not wait for it.
 //
 // # Errors
 //

@@ -95,7 +95,7 @@ func TestAWaiterIsNeverFailedByAnotherCallersContext(t *testing.T) {
 	err := <-leader
 	require.ErrorIs(t, err, errMyCause)
 	require.ErrorIs(t, err, mongotenant.ErrBudgetExceeded)
-	assert.Equal(t, 1, m.Stats().Waiting, "the waiter took over the wait with its own ctx")
+	waitFor(t, "the waiter to take over the wait with its own ctx", func() bool { return m.Stats().Waiting == 1 })
 	held.Release() // a's client can go now
 	require.NoError(t, <-waiter)
 	s := m.Stats()

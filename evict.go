@@ -1,9 +1,6 @@
 package mongotenant
 
-import (
-	"context"
-	"log/slog"
-)
+import "context"
 
 // cause says why a client left the cache, or a tenant left its client.
 type cause int
@@ -182,10 +179,7 @@ func (m *Manager) retireLocked(c *client, why cause) (disconnect *client) {
 	}
 	c.state, c.cause = clientRetired, why
 	m.retiring[c] = struct{}{}
-	m.evicted[why].Add(1)
-	if m.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
-		m.cfg.logger.Debug("mongotenant: client evicted", "group", c.key.group, "cause", why.String())
-	}
+	m.evicted[why].Add(1) // logged when it is disconnected or recycled: not under m.mu
 	return m.unpinLocked(c)
 }
 

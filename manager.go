@@ -47,8 +47,8 @@ type Manager struct {
 	// mu guards clients, cached, creating, retiring, orphans, clusters,
 	// budgetUsed, freeing, budgetFreed, rng and closeErrs; the fields of
 	// client that say so; tenant.in, prev and next; and the Add of a first
-	// count to housekeeper, background and pending, which must not race
-	// with Close's Wait. Nothing holds it across I/O, a callback, or work
+	// count to housekeeper, background, pending and building, which must
+	// not race with Close's Wait. Nothing holds it across I/O, a callback, or work
 	// proportional to tenants; the hot path never takes it.
 	mu          sync.Mutex
 	clients     map[clientKey]*client // clients being created and cached, by key
@@ -67,6 +67,7 @@ type Manager struct {
 	housekeeper  sync.WaitGroup // the housekeeper
 	background   sync.WaitGroup // route refreshes
 	pending      sync.WaitGroup // one count per published client, until it is disconnected or recycled
+	building     sync.WaitGroup // one count per client being created, until it is published or given up
 	done         chan struct{}  // closed by Close: stops the housekeeper and budget waits
 	bgCtx        context.Context
 	stopBg       context.CancelFunc // cancels route refreshes
@@ -107,6 +108,7 @@ func New(uri string, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.logger = slog.New(safeHandler{cfg.logger.Handler()})
 	clk := cfg.clock
 	if clk == nil {
 		clk = newRealClock()
@@ -193,12 +195,23 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.disconnectAll(ctx, gone)
 
 	var err error
+	built := make(chan struct{}) // clients being created: their creators disconnect them
+	go func() { m.building.Wait(); close(built) }()
 	drained := make(chan struct{})
 	go func() { m.pending.Wait(); close(drained) }()
+	cut := false
 	select {
-	case <-drained:
 	case <-ctx.Done():
-		err = fmt.Errorf("mongotenant: close: leases outstanding: %w", ctxError(ctx))
+		cut = true
+	case <-built:
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			cut = true
+		}
+	}
+	if cut {
+		err = fmt.Errorf("mongotenant: close: leases or client creations outstanding: %w", ctxError(ctx))
 		m.cutNow()
 		m.mu.Lock()
 		var leased []*client
@@ -210,7 +223,7 @@ func (m *Manager) Close(ctx context.Context) error {
 		}
 		m.mu.Unlock()
 		m.disconnectAll(ctx, leased)
-		<-drained
+		<-drained // bounded: these Disconnects are cut short
 	}
 	m.housekeeper.Wait()
 	background := make(chan struct{})

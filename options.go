@@ -2,6 +2,7 @@ package mongotenant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -173,8 +174,11 @@ func WithTenantValidator(fn func(tenantID string) error) Option {
 }
 
 // WithLogger sets the logger. Default: discard everything. The Manager logs
-// client lifecycle at Debug and failed disconnects at Warn; tenant IDs appear
-// only at Debug unless [WithTenantIDsInLogs] is set.
+// client lifecycle and route changes at Debug, failed disconnects and
+// failed background refreshes at Warn; tenant IDs appear only at Debug
+// unless [WithTenantIDsInLogs] is set. It never logs while holding a lock,
+// and a handler that panics loses that record: the Manager recovers the
+// panic, so that logging cannot leave it half-way through a change.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l == nil {
@@ -202,3 +206,35 @@ func WithDisconnectTimeout(d time.Duration) Option {
 // another: its pooled connections and monitor stay warm. A dedicated client
 // still serves one tenant at a time. Default on.
 func WithClientRecycling(on bool) Option { return func(c *config) { c.recycle = on } }
+
+// safeHandler is the user's slog.Handler, with its panics recovered: a
+// handler is a user callback like any other.
+type safeHandler struct{ slog.Handler }
+
+func (h safeHandler) Handle(ctx context.Context, r slog.Record) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errLogHandlerPanicked
+		}
+	}()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h safeHandler) Enabled(ctx context.Context, level slog.Level) (on bool) {
+	defer func() {
+		if recover() != nil {
+			on = false
+		}
+	}()
+	return h.Handler.Enabled(ctx, level)
+}
+
+func (h safeHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return safeHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h safeHandler) WithGroup(name string) slog.Handler {
+	return safeHandler{h.Handler.WithGroup(name)}
+}
+
+var errLogHandlerPanicked = errors.New("mongotenant: the log handler panicked")

@@ -74,16 +74,24 @@ func (m *Manager) recyclableLocked(v, c *client) bool {
 }
 
 // adopt hands victim v's *mongo.Client to c, being created, with its
-// sockets' share of the budget. c's pool figures start at zero.
-func (m *Manager) adopt(c, v *client) {
+// sockets' share of the budget; c's pool figures start at zero. It returns
+// false, and lets v go, if Close claimed v meanwhile: Close cuts retired
+// clients short, held or not.
+func (m *Manager) adopt(c, v *client) bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	if v.state != clientRetired {
+		m.unpinLocked(v) // Close is disconnecting it
+		m.mu.Unlock()
+		return false
+	}
 	c.mc, c.pool, c.cost, c.reserved = v.mc, v.pool, v.cost, v.reserved
 	c.base = v.pool.snapshot()
 	v.pins--
 	v.state = clientClosed
 	m.forgetClientLocked(v)
 	m.pending.Done() // v will not be disconnected
+	m.mu.Unlock()
 	m.recycled.Add(1)
 	m.cfg.logger.Debug("mongotenant: client recycled", "from", v.key.group, "to", c.key.group)
+	return true
 }

@@ -236,23 +236,28 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 	var gone *client
 	s = t.keepCredentialsLocked(s)
 	old := t.route.Value()
+	change := ""
 	switch {
 	case s == old:
 		t.routedAt.Store(m.coarse.Load())
 	case s.key == old.key && s.database == old.database:
 		t.setRouteLocked(s, m.coarse.Load()) // a new limit or tier on the same client
 		t.wakeLocked()
-		m.cfg.logger.Debug("mongotenant: route changed", "tenant", t.id, "tier", s.tier, "max_leases", s.maxLeases)
+		change = "a new limit or tier"
 	default:
 		if t.phase == phaseBound {
 			gone = m.leaveClientLocked(t, causeRoute)
 		}
 		t.setRouteLocked(s, m.coarse.Load())
 		t.wakeLocked()
-		m.cfg.logger.Debug("mongotenant: route changed; the tenant moves to another client", "tenant", t.id, "group", s.key.group, "pool", s.key.poolSize)
+		change = "another client"
 	}
 	m.dropIfUnusedLocked(t)
 	t.mu.Unlock()
+	if change != "" {
+		m.cfg.logger.Debug("mongotenant: route changed", "tenant", t.id, "change", change,
+			"group", s.group, "tier", s.tier, "pool", s.key.poolSize, "max_leases", s.maxLeases)
+	}
 	if gone != nil {
 		_ = m.disconnect(ctx, gone) // counted and logged
 	}

@@ -114,19 +114,22 @@ func (t *tenant) admits(w uint64) bool {
 	return limit == 0 || leasesOf(w)+t.carried.Load() < limit
 }
 
-// hasRoomLocked reports whether the bulkhead allows one more lease. The
-// caller holds t.mu.
-func (t *tenant) hasRoomLocked() bool {
+// tryGrantLocked takes a lease on the current binding if the bulkhead
+// allows, whatever the ready bit says, and returns nil if it does not. It
+// checks the limit in the compare-and-swap that takes the lease: holding
+// t.mu keeps the binding from changing, not the hot path from granting.
+// The caller holds t.mu.
+func (t *tenant) tryGrantLocked() *binding {
 	limit := t.maxLeases.Load()
-	return limit == 0 || leasesOf(t.word.Load())+t.carried.Load() < limit
-}
-
-// grantLocked takes a lease on the current binding, whatever the ready
-// bit says; the caller checked the bulkhead and holds t.mu, so the binding
-// cannot change.
-func (t *tenant) grantLocked() *binding {
-	t.word.Add(1)
-	return t.cur.Load()
+	for {
+		w := t.word.Load()
+		if limit > 0 && leasesOf(w)+t.carried.Load() >= limit {
+			return nil
+		}
+		if t.word.CompareAndSwap(w, w+1) {
+			return t.cur.Load()
+		}
+	}
 }
 
 // setReadyLocked opens the hot path once the tenant is bound and
@@ -175,24 +178,31 @@ func (t *tenant) detachLocked() (b *binding, live int32) {
 	return b, live
 }
 
-// detachIfIdleLocked detaches the tenant only if it holds no lease, in the
-// same compare-and-swap that closes the hot path, so that no lease slips
-// in between the check and the detach. The caller holds t.mu; the tenant
-// is bound.
-func (t *tenant) detachIfIdleLocked() (b *binding, ok bool) {
+// detachIfIdleLocked detaches the tenant if it holds no lease and its last
+// Release is still lastUsed, the one the caller judged idle. It first
+// closes the hot path with the lease count checked in the same
+// compare-and-swap; then an Acquire and Release that slipped in since the
+// caller looked shows in lastUsed (Release stamps it before the count
+// drops), and the hot path is opened again. The caller holds t.mu; the
+// tenant is bound.
+func (t *tenant) detachIfIdleLocked(lastUsed int64) (b *binding, ok bool) {
+	var w uint64
 	for {
-		w := t.word.Load()
+		w = t.word.Load()
 		if leasesOf(w) != 0 {
 			return nil, false
 		}
-		nw := uint64(genOf(w)+1)<<genShift | w&waitersBit
-		if t.word.CompareAndSwap(w, nw) {
+		if t.word.CompareAndSwap(w, w&^readyBit) {
 			break
 		}
 	}
-	b = t.cur.Load()
-	t.cur.Store(nil)
-	t.phase = phaseRouted
+	if t.lastUsed.Load() != lastUsed {
+		if w&readyBit != 0 {
+			t.setReadyLocked()
+		}
+		return nil, false
+	}
+	b, _ = t.detachLocked() // no lease: the hot path was closed, and t.mu is held
 	return b, true
 }
 

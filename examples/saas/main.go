@@ -83,9 +83,10 @@ func run(ctx context.Context, w io.Writer, uri string) error {
 			}
 			return tier, nil
 		}, nil),
-		// Runs before a company's first lease, once per process, even when
-		// its first requests come in together: no request sees a collection
-		// without its indexes.
+		// Runs before a company's first lease, once while the Manager holds
+		// the company, even when its first requests come in together: no
+		// request sees a collection without its indexes. It runs again for a
+		// company evicted while idle, so it is idempotent.
 		mongotenant.WithInit(func(ctx context.Context, company string, db *mongo.Database) error {
 			if err := onboard(ctx, db); err != nil {
 				return err
