@@ -417,9 +417,10 @@ func (m *Manager) bind(a *acquisition, t *tenant, ver uint32, s routeShape) (*bi
 			m.clients[s.key] = c
 			m.creating++
 			m.building.Add(1)
+			victims := m.capVictimsLocked() // now, so that a first Acquire takes m.mu twice
 			m.mu.Unlock()
 			defer m.building.Done()
-			return m.create(a, t, ver, c)
+			return m.create(a, t, ver, c, victims)
 		case c.state == clientCreating:
 			if c.flight == nil {
 				c.flight = newFlight()
@@ -484,14 +485,19 @@ func (m *Manager) attachLocked(a *acquisition, t *tenant, c *client) *binding {
 	return granted
 }
 
-// create leads the creation of client c for t's route: it makes room at
-// the cap and in the budget, recycles an evicted client or connects a new
-// one, and publishes it with t bound.
-func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client) (b *binding, err error) {
+// create leads the creation of client c for t's route: it settles the
+// victims evicted to make room at the cap, makes room in the budget,
+// recycles an evicted client or connects a new one, and publishes it with
+// t bound.
+func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client, victims []*client) (b *binding, err error) {
 	published := false
+	v := m.settle(victims, c) // a victim to recycle, held, or nil
 	defer func() {
 		if !published {
 			m.abandonCreate(a.ctx, c, err)
+			if v != nil {
+				m.letGo([]*client{v})
+			}
 		}
 	}()
 	cl, err := m.clusterFor(c.key.cluster)
@@ -499,12 +505,15 @@ func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client) (b *b
 		return nil, err
 	}
 	c.cost = cl.cost(c.key.poolSize)
-	v, err := m.makeRoom(a, c)
-	if err != nil {
-		return nil, err
+	if v == nil && m.cfg.budget > 0 {
+		if v, err = m.reserve(a, c); err != nil {
+			return nil, err
+		}
 	}
 	if v != nil {
-		if !m.adopt(c, v) {
+		adopted := m.adopt(c, v)
+		v = nil // adopted, or let go by adopt
+		if !adopted {
 			return nil, ErrClosed
 		}
 	} else {

@@ -103,11 +103,12 @@ func TestAdoptGivesUpAClientCloseClaimed(t *testing.T) {
 	m.mu.Lock()
 	m.clients[c.key] = c
 	m.creating++
+	victims := m.capVictimsLocked()
 	m.mu.Unlock()
 	c.cost = m.def.cost(c.key.poolSize)
-	v, err := m.makeRoom(&acquisition{m: m, ctx: ctx}, c)
-	if err != nil || v == nil {
-		t.Fatalf("makeRoom = %v, %v; want a client to recycle", v, err)
+	v := m.settle(victims, c)
+	if v == nil {
+		t.Fatal("settle found no client to recycle")
 	}
 
 	m.mu.Lock() // Close's cut, between settle and adopt

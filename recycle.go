@@ -12,31 +12,21 @@ import "context"
 // the evicted client's tenants are detached, and it has no lease, before it
 // is handed over.
 
-// makeRoom makes room for c, being created, at the client cap and in the
-// budget. It returns an evicted client for c to adopt, or nil if c must
-// connect its own.
-func (m *Manager) makeRoom(a *acquisition, c *client) (*client, error) {
-	if m.cfg.maxClients > 0 {
-		m.mu.Lock()
-		var victims []*client
-		for len(m.cached)+m.creating > m.cfg.maxClients {
-			v := m.victimLocked(false, nil)
-			if v == nil {
-				break // every other client is being created; publish evicts instead
-			}
-			v.pins++ // held: nobody disconnects it while settle decides
-			m.retireLocked(v, causeLRU)
-			victims = append(victims, v)
+// capVictimsLocked retires the clients that must make room, at the cap,
+// for a client being created: the least recently used, held by an extra
+// pin so that nobody disconnects them while settle decides whether one can
+// be recycled. The caller holds m.mu.
+func (m *Manager) capVictimsLocked() (victims []*client) {
+	for m.cfg.maxClients > 0 && len(m.cached)+m.creating > m.cfg.maxClients {
+		v := m.victimLocked(false, nil)
+		if v == nil {
+			break // every other client is being created; publish evicts instead
 		}
-		m.mu.Unlock()
-		if v := m.settle(victims, c); v != nil {
-			return v, nil
-		}
+		v.pins++
+		m.retireLocked(v, causeLRU)
+		victims = append(victims, v)
 	}
-	if m.cfg.budget > 0 {
-		return m.reserve(a, c)
-	}
-	return nil, nil
+	return victims
 }
 
 // settle detaches the tenants of victims, which the caller retired and
