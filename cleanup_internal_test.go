@@ -94,7 +94,7 @@ func TestVictimSamplingQuality(t *testing.T) {
 	rank := func(v *client) int { // how many clients were used before v
 		r := 0
 		for _, c := range m.cached {
-			if c.recentUse() < v.recentUse() {
+			if c.recentUseLocked() < v.recentUseLocked() {
 				r++
 			}
 		}

@@ -37,9 +37,10 @@ type client struct {
 	dedicated bool // made for one tenant: its group is the tenant's ID, or it has the tenant's credentials
 	handles   handleCache
 
-	// lastUsed is the coarse clock at a recent Release: Release stores it
-	// only when the clock has moved, so that tenants sharing the client
-	// seldom write its line. It has a line of its own.
+	// lastUsed is, for a client several tenants may share, the coarse
+	// clock at a recent Release: Release stores it only when the clock has
+	// moved, so that its tenants seldom write its line, which it has to
+	// itself. A dedicated client's recency is its tenant's lastUsed.
 	_        [64]byte
 	lastUsed atomic.Int64
 	_        [56]byte
@@ -73,8 +74,15 @@ func newClient(m *Manager, key clientKey, dedicated bool) *client {
 	return c
 }
 
-// recentUse is c's last use: a recent Release, or its creation.
-func (c *client) recentUse() int64 { return max(c.created, c.lastUsed.Load()) }
+// recentUse is c's last use: a recent Release, or its creation. The caller
+// holds m.mu, which keeps c's members from changing.
+func (c *client) recentUseLocked() int64 {
+	last := max(c.created, c.lastUsed.Load())
+	if c.dedicated && c.members != nil {
+		last = max(last, c.members.lastUsed.Load())
+	}
+	return last
+}
 
 // busyLocked reports whether c may have a live lease, for choosing LRU
 // victims. It is exact for a client with one tenant, from the tenant's

@@ -244,7 +244,7 @@ func (m *Manager) victimLocked(unleasedOnly bool, except *client) *client {
 		if c == except {
 			return
 		}
-		used := c.recentUse()
+		used := c.recentUseLocked()
 		if c.busyLocked(now) {
 			if leased == nil || used < leasedAt {
 				leased, leasedAt = c, used

@@ -46,10 +46,12 @@ func (l *Lease) Release() {
 func (m *Manager) release(t *tenant, b *binding, cl *leaseCell) {
 	now := m.coarse.Load()
 	cl.releases.Add(1)
-	if c := b.c; c.lastUsed.Load() < now {
-		c.lastUsed.Store(now)
+	if c := b.c; !c.dedicated && c.lastUsed.Load() < now {
+		c.lastUsed.Store(now) // a dedicated client's recency is its tenant's
 	}
-	t.lastUsed.Store(now) // before the lease count drops: the reaper reads them in the other order
+	if t.lastUsed.Load() != now { // a Store is a locked instruction; the clock moves every 10 ms
+		t.lastUsed.Store(now) // before the lease count drops: the reaper reads them in the other order
+	}
 	for {
 		w := t.word.Load()
 		if genOf(w) != b.gen {
