@@ -311,3 +311,48 @@ func BenchmarkGroupOf(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkParallelControl is not the library: two goroutines each working
+// on 100 objects of their own, with the compare-and-swaps of a lease and
+// no memory in common. It is the floor for the parallel figures above:
+// what two goroutines cost each other on this machine when they share
+// nothing.
+func BenchmarkParallelControl(b *testing.B) {
+	type object struct {
+		word atomic.Uint64
+		_    [56]byte
+		data [8]uint64
+	}
+	sets := make([][]*object, runtime.GOMAXPROCS(0))
+	for g := range sets {
+		for range 100 {
+			sets[g] = append(sets[g], new(object))
+		}
+	}
+	op := func(objs []*object, i int) {
+		o := objs[i%len(objs)]
+		w := o.word.Load()
+		o.word.CompareAndSwap(w, w+1+o.data[3])
+		w = o.word.Load()
+		o.word.CompareAndSwap(w, w-1)
+	}
+	b.Run("serial", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			op(sets[0], i)
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		var next atomic.Int32
+		b.RunParallel(func(pb *testing.PB) {
+			objs := sets[int(next.Add(1)-1)%len(sets)]
+			i := 0
+			for pb.Next() {
+				op(objs, i)
+				i++
+			}
+		})
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)*float64(runtime.GOMAXPROCS(0)), "ns/op/goroutine")
+	})
+}
