@@ -32,6 +32,7 @@ const (
 	churnZipfS    = 1.1 // P(tenant k) ∝ (1+k)^-s: tenant 0 is the hottest
 	churnSeed     = 2024
 	churnIdle     = 20         // clients created and left idle to measure a client's cost
+	churnGrow     = 4          // reads each idle client then runs at once, to measure a pooled connection's cost
 	churnMaxOps   = 50_000_000 // per worker, a bound besides time
 	churnLogged   = 5          // failures logged in full
 	churnCauses   = 20         // distinct error messages kept for the report
@@ -62,7 +63,7 @@ func runChurn(ctx context.Context, env *Env) ([]Result, error) {
 		ids[i] = fmt.Sprintf("churn%05d", i)
 	}
 
-	idle, goroutinesPer, heapPerIdle, err := churnClientCost(ctx, env, ids[:churnIdle])
+	idle, goroutinesPer, perConn, heapPerIdle, err := churnClientCost(ctx, env, ids[:churnIdle])
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +73,7 @@ func runChurn(ctx context.Context, env *Env) ([]Result, error) {
 	heapPer := map[int]float64{}
 	seen := map[int]float64{}
 	for _, maxClients := range []int{200, 50} {
-		r, err := churnVariant(ctx, env, ids, maxClients, goroutinesPer)
+		r, err := churnVariant(ctx, env, ids, maxClients, goroutinesPer, perConn)
 		if err != nil {
 			return nil, err
 		}
@@ -93,25 +94,42 @@ func runChurn(ctx context.Context, env *Env) ([]Result, error) {
 // runs in this process, so its goroutines for the client's connections (one
 // monitoring, one pooled) count too. It returns goroutines and KiB of heap
 // per client.
-func churnClientCost(ctx context.Context, env *Env, ids []string) (r Result, goroutines, heapKiB float64, err error) {
+func churnClientCost(ctx context.Context, env *Env, ids []string) (r Result, goroutines, perConn, heapKiB float64, err error) {
 	g0, _ := churnSettled(0) // what start-up left behind
 	h0 := churnHeapMiB()
 	m, err := mongotenant.New(env.URI, mongotenant.WithMaxClients(0))
 	if err != nil {
-		return Result{}, 0, 0, err
+		return Result{}, 0, 0, 0, err
 	}
 	defer m.Close(ctx)
 	for _, id := range ids {
 		if err := m.Do(ctx, id, churnFind); err != nil {
-			return Result{}, 0, 0, err
+			return Result{}, 0, 0, 0, err
 		}
 	}
 	time.Sleep(500 * time.Millisecond) // let connection set-up on both sides finish
 	g1, h1 := runtime.NumGoroutine(), churnHeapMiB()
+	conns1 := m.Stats().OpenConnections
+
+	// Busy clients hold more pooled connections than idle ones: measure
+	// what a pooled connection costs by making each pool grow.
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		for range churnGrow {
+			wg.Go(func() { _ = m.Do(ctx, id, churnFind) })
+		}
+	}
+	wg.Wait()
+	time.Sleep(500 * time.Millisecond)
+	g3, conns3 := runtime.NumGoroutine(), m.Stats().OpenConnections
+	perConn = 0
+	if conns3 > conns1 {
+		perConn = float64(g3-g1) / float64(conns3-conns1)
+	}
 	closeCtx, cancel := context.WithTimeout(ctx, churnCloseTTL)
 	defer cancel()
 	if err := m.Close(closeCtx); err != nil {
-		return Result{}, 0, 0, err
+		return Result{}, 0, 0, 0, err
 	}
 	g2, _ := churnSettled(g0)
 	k := float64(len(ids))
@@ -121,10 +139,12 @@ func churnClientCost(ctx context.Context, env *Env, ids []string) (r Result, gor
 		Add("with clients", float64(g1), "").
 		Add("per client", per, "goroutines").
 		Add("heap per client", heapPer, "KiB").
+		Add("per extra pooled connection", perConn, "goroutines").
 		Add("goroutines after Close", float64(g2), "")
-	r.Notes = append(r.Notes, "the server runs in this process: its goroutines for each client's monitoring and pooled connection are counted, and its heap too.")
-	env.Progress("%d idle clients: %d goroutines before, %d with them (%.1f per client), %d after Close", len(ids), g0, g1, per, g2)
-	return r, per, heapPer, nil
+	r.Notes = append(r.Notes, fmt.Sprintf("the server runs in this process: its goroutines for each client's monitoring and pooled connections are counted, and its heap too. "+
+		"Each client then ran %d reads at once, growing the pools from %d to %d connections: the goroutines per extra pooled connection.", churnGrow, conns1, conns3))
+	env.Progress("%d idle clients: %d goroutines before, %d with them (%.1f per client, %.1f per extra pooled connection), %d after Close", len(ids), g0, g1, per, perConn, g2)
+	return r, per, perConn, heapPer, nil
 }
 
 type churnResult struct {
@@ -150,7 +170,7 @@ func (s *churnSampler) observe(m *mongotenant.Manager) {
 	s.samples++
 }
 
-func churnVariant(ctx context.Context, env *Env, ids []string, maxClients int, goroutinesPer float64) (churnResult, error) {
+func churnVariant(ctx context.Context, env *Env, ids []string, maxClients int, goroutinesPer, perConn float64) (churnResult, error) {
 	baseline, _ := churnSettled(0) // whatever the previous phase left
 	m, err := mongotenant.New(env.URI, mongotenant.WithMaxClients(maxClients))
 	if err != nil {
@@ -289,7 +309,10 @@ func churnVariant(ctx context.Context, env *Env, ids []string, maxClients int, g
 		perOpen = float64(goroutinesEnd-baseline) / float64(open)
 		heapPer = (heapEnd - heapClosed) * 1024 / float64(open)
 	}
-	bound := float64(baseline) + float64(maxClients)*goroutinesPer + churnWorkers + churnSlack
+	// An open client costs what an idle one does, and each pooled
+	// connection beyond its first what the idle phase measured.
+	extraConns := max(0, st.OpenConnections-open)
+	bound := float64(baseline) + float64(open)*goroutinesPer + float64(extraConns)*perConn + churnWorkers + churnSlack
 	check := "holds"
 	if float64(goroutinesEnd) > bound {
 		check = "DOES NOT HOLD"
@@ -297,10 +320,10 @@ func churnVariant(ctx context.Context, env *Env, ids []string, maxClients int, g
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("%s over %v with %d workers, %d operations, Zipf s=%.1f over %d tenants; heap is HeapAlloc after runtime.GC(), sampled at each quarter and at the end; Stats and goroutines every %v (%d samples).",
 			churnVerdict(failed), elapsed.Round(time.Millisecond), churnWorkers, total+failed, churnZipfS, churnTenants, churnSample, s.samples),
-		fmt.Sprintf("check goroutines_end ≤ baseline + MaxClients × per client + workers + slack: %d ≤ %d + %d × %.1f + %d + %d = %.0f: %s. "+
+		fmt.Sprintf("check goroutines_end ≤ baseline + open clients × per client + extra pooled connections × per connection + workers + slack: %d ≤ %d + %d × %.1f + %d × %.1f + %d + %d = %.0f: %s. "+
 			"At the end %d clients were cached and %d retiring, with %d pooled connections (the idle clients had one each): %.1f goroutines above baseline per open client. "+
 			"Max during the run, workers included: %d.",
-			goroutinesEnd, baseline, maxClients, goroutinesPer, churnWorkers, churnSlack, bound, check,
+			goroutinesEnd, baseline, open, goroutinesPer, extraConns, perConn, churnWorkers, churnSlack, bound, check,
 			st.Clients, st.Retiring, st.OpenConnections, perOpen, s.maxGoroutines),
 		fmt.Sprintf("heap counts the in-process server too: its connection buffers, and metrics it keeps for every database queried, which Close does not release. "+
 			"Close released %.1f MiB, %.0f KiB per open client.", heapEnd-heapClosed, heapPer),
