@@ -362,7 +362,7 @@ func (a *acquisition) resolve(t *tenant) error {
 		t.setRouteLocked(s, m.coarse.Load())
 		t.phase = phaseRouted
 	}
-	t.flight.finish(a.ctx, err)
+	t.flight.finish(err)
 	t.flight = nil
 	return err
 }
@@ -393,9 +393,9 @@ func (a *acquisition) bind(t *tenant) (b *binding, err error) {
 	t.mu.Lock()
 	t.work = workNone
 	if err == errRouteChanged {
-		t.flight.finish(a.ctx, nil) // waiters look again
+		t.flight.finish(nil) // waiters look again
 	} else {
-		t.flight.finish(a.ctx, err)
+		t.flight.finish(err)
 	}
 	t.flight = nil
 	return b, err
@@ -494,7 +494,7 @@ func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client, victi
 	v := m.settle(victims, c) // a victim to recycle, held, or nil
 	defer func() {
 		if !published {
-			m.abandonCreate(a.ctx, c, err)
+			m.abandonCreate(c, err)
 			if v != nil {
 				m.letGo([]*client{v})
 			}
@@ -545,11 +545,11 @@ func (m *Manager) publish(a *acquisition, t *tenant, ver uint32, c *client) (*bi
 		if m.closed.Load() {
 			delete(m.clients, c.key)
 			c.state = clientClosed
-			c.flight.finish(a.ctx, ErrClosed)
+			c.flight.finish(ErrClosed)
 			c.flight = nil
 			return ErrClosed
 		}
-		c.flight.finish(a.ctx, nil)
+		c.flight.finish(nil)
 		c.flight = nil
 		c.created = m.coarse.Load() // the clock Release stamps, so that LastUsed never precedes it
 		m.pending.Add(1)
@@ -585,7 +585,7 @@ func (m *Manager) publish(a *acquisition, t *tenant, ver uint32, c *client) (*bi
 
 // abandonCreate undoes the creation of c after a failure or a panic: it
 // leaves the Manager's books, and waiters for it look again or share err.
-func (m *Manager) abandonCreate(ctx context.Context, c *client, err error) {
+func (m *Manager) abandonCreate(c *client, err error) {
 	m.mu.Lock()
 	if m.clients[c.key] == c {
 		delete(m.clients, c.key)
@@ -594,7 +594,7 @@ func (m *Manager) abandonCreate(ctx context.Context, c *client, err error) {
 	if err == nil {
 		c.flight.abandon() // a callback panicked
 	} else {
-		c.flight.finish(ctx, err)
+		c.flight.finish(err)
 	}
 	c.flight = nil
 	c.state = clientClosed
@@ -638,7 +638,7 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 			t.setReadyLocked()
 		}
 	}
-	t.flight.finish(a.ctx, err)
+	t.flight.finish(err)
 	t.flight = nil
 	return err
 }

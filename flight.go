@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // A flight is work that one caller (the leader) does while others that need
@@ -28,13 +30,18 @@ var errRetry = errors.New("mongotenant: look again")
 
 func newFlight() *flight { return &flight{done: make(chan struct{})} }
 
-// finish publishes the leader's result. A result caused by the leader's
-// own ctx is not shared: waiters retry. f may be nil (nobody waited).
-func (f *flight) finish(leaderCtx context.Context, err error) {
+// finish publishes the leader's result. A timeout of any kind is not
+// shared, whatever the leader's ctx says by now: it may be the leader's own
+// deadline (the driver refuses to send an operation whose deadline is
+// nearer than a round trip before ctx.Err() says so, and a socket timeout
+// set from the deadline does not wrap context.DeadlineExceeded), and a
+// waiter has a deadline of its own. Waiters retry. f may be nil (nobody
+// waited).
+func (f *flight) finish(err error) {
 	if f == nil {
 		return
 	}
-	if err != nil && leaderCtx.Err() != nil && isContextError(err) {
+	if err != nil && (isContextError(err) || mongo.IsTimeout(err)) {
 		err = errRetry
 	}
 	f.err = err

@@ -148,3 +148,37 @@ func TestInitWaitersAreBoundedByTheirOwnContext(t *testing.T) {
 	close(release)
 	require.NoError(t, <-first)
 }
+
+// netTimeout is a network timeout that wraps no context error, as the
+// driver returns when a socket deadline set from the caller's ctx passes.
+type netTimeout struct{}
+
+func (netTimeout) Error() string   { return "i/o timeout" }
+func (netTimeout) Timeout() bool   { return true }
+func (netTimeout) Temporary() bool { return true }
+
+// TestATimeoutInTheLeaderIsNotSharedWithWaiters: the caller running the
+// init hook times out, with an error that wraps no context error and
+// while its ctx may not say so yet; a caller waiting for that init does
+// not get the failure: it runs the hook itself, with its own ctx.
+func TestATimeoutInTheLeaderIsNotSharedWithWaiters(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	m := newManager(t, mongotenant.WithInit(func(context.Context, string, *mongo.Database) error {
+		if calls.Add(1) == 1 {
+			<-release
+			return netTimeout{}
+		}
+		return nil
+	}))
+	leader := acquireLater(m, "t")
+	waitFor(t, "the leader to run the hook", func() bool { return calls.Load() == 1 })
+	waiter := acquireLater(m, "t")
+	waitFor(t, "the waiter", func() bool { return m.Stats().Waiting == 1 })
+	close(release)
+	err := <-leader
+	require.ErrorIs(t, err, mongotenant.ErrInit)
+	require.ErrorAs(t, err, new(netTimeout))
+	require.NoError(t, <-waiter, "the waiter ran the hook itself")
+	assert.Equal(t, int32(2), calls.Load())
+}

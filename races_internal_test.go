@@ -120,7 +120,7 @@ func TestAdoptGivesUpAClientCloseClaimed(t *testing.T) {
 	if err := m.disconnect(ctx, v); err != nil {
 		t.Error(err)
 	}
-	m.abandonCreate(ctx, c, ErrClosed)
+	m.abandonCreate(c, ErrClosed)
 	if err := m.Close(ctx); err != nil {
 		t.Error(err)
 	}

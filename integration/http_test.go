@@ -162,10 +162,16 @@ func TestHTTPStatuses(t *testing.T) {
 		}
 		insertPost(w, r)
 	})
-	// Apps bound each request; here the bound is what ends the wait for a
-	// busy tenant's lease.
+	// Apps bound each request; here a bound on the busy tenant's requests
+	// ends the wait for its lease. Others are not bounded: on a loaded
+	// machine a first request's client creation and insert can take longer
+	// than the bound, and the 200 case is not about time.
 	withDeadline := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Tenant-ID") != "beta" {
+				h.ServeHTTP(w, r)
+				return
+			}
 			ctx, cancel := context.WithTimeout(r.Context(), 100*time.Millisecond)
 			defer cancel()
 			h.ServeHTTP(w, r.WithContext(ctx))
