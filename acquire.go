@@ -334,6 +334,17 @@ func (a *acquisition) awaitTurn(t *tenant, w *bulkheadWaiter) error {
 	}
 }
 
+// abandonWork ends the work a leader left unfinished because a callback
+// panicked: the waiters wake with errRetry and look again. Called without
+// t.mu held.
+func (t *tenant) abandonWork() {
+	t.mu.Lock()
+	t.work = workNone
+	t.flight.abandon()
+	t.flight = nil
+	t.mu.Unlock()
+}
+
 // resolve leads the resolution of t's route. Called and returns with t.mu
 // held, unless a callback panics: then it returns nothing, leaves t.mu
 // unlocked, and the waiters try again.
@@ -346,11 +357,7 @@ func (a *acquisition) resolve(t *tenant) error {
 	finished := false
 	defer func() {
 		if !finished {
-			t.mu.Lock()
-			t.work = workNone
-			t.flight.abandon()
-			t.flight = nil
-			t.mu.Unlock()
+			t.abandonWork()
 		}
 	}()
 	s, err := m.resolve(a.ctx, t.id, a.dbName)
@@ -380,11 +387,7 @@ func (a *acquisition) bind(t *tenant) (b *binding, err error) {
 	finished := false
 	defer func() {
 		if !finished {
-			t.mu.Lock()
-			t.work = workNone
-			t.flight.abandon()
-			t.flight = nil
-			t.mu.Unlock()
+			t.abandonWork()
 		}
 	}()
 	b, err = m.bind(a, t, ver, s)
@@ -616,11 +619,7 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	defer func() {
 		if !finished {
 			lease.Release()
-			t.mu.Lock()
-			t.work = workNone
-			t.flight.abandon()
-			t.flight = nil
-			t.mu.Unlock()
+			t.abandonWork()
 		}
 	}()
 	err := m.cfg.init(a.ctx, t.id, b.database())

@@ -79,23 +79,17 @@ func (c *FakeClock) Fire(d time.Duration) (fired, events int) {
 // events, or timeout passes, and reports whether a timer is armed: after
 // the housekeeper's tick, whether it goes on.
 func (c *FakeClock) AfterFire(events int, timeout time.Duration) bool {
-	stop := time.AfterFunc(timeout, func() {
-		c.mu.Lock()
-		c.changed.Broadcast()
-		c.mu.Unlock()
-	})
-	defer stop.Stop()
-	deadline := time.Now().Add(timeout)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.events == events && time.Now().Before(deadline) {
-		c.changed.Wait()
-	}
-	return len(c.timers) > 0
+	return c.waitFor(timeout, func() bool { return c.events != events })
 }
 
 // Armed waits until a timer is armed, or timeout passes, and reports which.
 func (c *FakeClock) Armed(timeout time.Duration) bool {
+	return c.waitFor(timeout, func() bool { return len(c.timers) > 0 })
+}
+
+// waitFor waits until done, called with c.mu held, reports true or timeout
+// passes, and reports whether a timer is armed.
+func (c *FakeClock) waitFor(timeout time.Duration, done func() bool) bool {
 	stop := time.AfterFunc(timeout, func() {
 		c.mu.Lock()
 		c.changed.Broadcast()
@@ -105,7 +99,7 @@ func (c *FakeClock) Armed(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.timers) == 0 && time.Now().Before(deadline) {
+	for !done() && time.Now().Before(deadline) {
 		c.changed.Wait()
 	}
 	return len(c.timers) > 0
