@@ -198,10 +198,11 @@ func (a *acquisition) on(t *tenant) (err error) {
 	}
 	t.refs++
 	var queued *bulkheadWaiter
-	locked := true // false while a step that may panic has t.mu unlocked
+	leading := false // true while a step leads work on t, with t.mu unlocked
 	defer func() {
-		if !locked {
+		if leading { // the step panicked: end its work, and its waiters look again
 			t.mu.Lock()
+			t.endWorkLocked(errRetry)
 		}
 		if queued != nil {
 			t.leaveQueueLocked(queued)
@@ -224,17 +225,17 @@ func (a *acquisition) on(t *tenant) (err error) {
 		var b *binding
 		switch t.phase {
 		case phaseUnrouted:
-			locked = false
+			leading = true
 			err = a.resolve(t)
-			locked = true
+			leading = false
 			if err != nil {
 				return err
 			}
 			continue
 		case phaseRouted:
-			locked = false
+			leading = true
 			b, err = a.bind(t)
-			locked = true
+			leading = false
 			if err == errRouteChanged {
 				continue
 			}
@@ -266,9 +267,9 @@ func (a *acquisition) on(t *tenant) (err error) {
 			queued = nil
 		}
 		if m.cfg.init != nil && !t.initDone {
-			locked = false
+			leading = true
 			err = a.initialize(t, b)
-			locked = true
+			leading = false
 			if err != nil {
 				return err
 			}
@@ -334,73 +335,41 @@ func (a *acquisition) awaitTurn(t *tenant, w *bulkheadWaiter) error {
 	}
 }
 
-// abandonWork ends the work a leader left unfinished because a callback
-// panicked: the waiters wake with errRetry and look again. Called without
-// t.mu held.
-func (t *tenant) abandonWork() {
-	t.mu.Lock()
-	t.work = workNone
-	t.flight.abandon()
-	t.flight = nil
-	t.mu.Unlock()
-}
+// resolve, bind and initialize each lead one step of work on t: called
+// with t.mu held, they unlock it while they call out and lock it again
+// before they return. If a callback panics they return nothing and leave
+// t.mu unlocked; on ends their work.
 
-// resolve leads the resolution of t's route. Called and returns with t.mu
-// held, unless a callback panics: then it returns nothing, leaves t.mu
-// unlocked, and the waiters try again.
+// resolve leads the resolution of t's route.
 func (a *acquisition) resolve(t *tenant) error {
 	m := a.m
 	t.work = workResolving
 	ver := t.routeVer
 	t.mu.Unlock()
 	a.miss = true
-	finished := false
-	defer func() {
-		if !finished {
-			t.abandonWork()
-		}
-	}()
 	s, err := m.resolve(a.ctx, t.id, a.dbName)
-	finished = true
 
 	t.mu.Lock()
-	t.work = workNone
 	if err == nil && t.routeVer == ver && t.phase == phaseUnrouted {
 		t.setRouteLocked(s, m.coarse.Load())
 		t.phase = phaseRouted
 	}
-	t.flight.finish(err)
-	t.flight = nil
+	t.endWorkLocked(err)
 	return err
 }
 
 // bind leads the binding of t to the client for its route, creating the
 // client if no tenant has. It returns the binding with a lease taken for
-// the caller, or nil if the bulkhead had no room. Called and returns with
-// t.mu held, unless a callback panics.
-func (a *acquisition) bind(t *tenant) (b *binding, err error) {
-	m := a.m
+// the caller, or nil if the bulkhead had no room.
+func (a *acquisition) bind(t *tenant) (*binding, error) {
 	t.work = workBinding
 	ver, s := t.routeVer, t.route.Value()
 	t.mu.Unlock()
 	a.miss = true
-	finished := false
-	defer func() {
-		if !finished {
-			t.abandonWork()
-		}
-	}()
-	b, err = m.bind(a, t, ver, s)
-	finished = true
+	b, err := a.m.bind(a, t, ver, s)
 
 	t.mu.Lock()
-	t.work = workNone
-	if err == errRouteChanged {
-		t.flight.finish(nil) // waiters look again
-	} else {
-		t.flight.finish(err)
-	}
-	t.flight = nil
+	t.endWorkLocked(err) // errRouteChanged: waiters look again
 	return b, err
 }
 
@@ -595,10 +564,9 @@ func (m *Manager) abandonCreate(c *client, err error) {
 	}
 	m.creating--
 	if err == nil {
-		c.flight.abandon() // a callback panicked
-	} else {
-		c.flight.finish(err)
+		err = errRetry // a callback panicked
 	}
+	c.flight.finish(err)
 	c.flight = nil
 	c.state = clientClosed
 	m.mu.Unlock()
@@ -606,8 +574,8 @@ func (m *Manager) abandonCreate(c *client, err error) {
 }
 
 // initialize leads the init hook for t with lease b, held for the caller.
-// Called and returns with t.mu held, unless the hook panics; either way a
-// failed hook leaves no lease and does not mark t initialized.
+// A hook that fails or panics leaves no lease and does not mark t
+// initialized.
 func (a *acquisition) initialize(t *tenant, b *binding) error {
 	m := a.m
 	t.work = workInit
@@ -615,30 +583,27 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	t.mu.Unlock()
 	a.miss = true
 	lease := Lease{t: t, b: b, cell: a.cell}
-	finished := false
+	returned := false
 	defer func() {
-		if !finished {
-			lease.Release()
-			t.abandonWork()
+		if !returned {
+			lease.Release() // the hook panicked
 		}
 	}()
 	err := m.cfg.init(a.ctx, t.id, b.database())
-	finished = true
+	returned = true
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrInit, err)
 		lease.Release()
 	}
 
 	t.mu.Lock()
-	t.work = workNone
 	if err == nil && t.routeVer == ver {
 		t.initDone = true
 		if t.phase == phaseBound {
 			t.setReadyLocked()
 		}
 	}
-	t.flight.finish(err)
-	t.flight = nil
+	t.endWorkLocked(err)
 	return err
 }
 

@@ -48,14 +48,6 @@ func (f *flight) finish(err error) {
 	close(f.done)
 }
 
-// abandon ends the flight of a leader that panicked: waiters retry.
-func (f *flight) abandon() {
-	if f != nil {
-		f.err = errRetry
-		close(f.done)
-	}
-}
-
 // wait blocks until the flight is done, ctx ends, or closing is closed
 // (the Manager is closing). It returns nil or errRetry when the caller
 // should look again, the leader's error when it is shared, ErrClosed, and

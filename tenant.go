@@ -105,6 +105,15 @@ func (w work) String() string {
 	}
 }
 
+// endWorkLocked ends the work t's leader was doing and hands err to its
+// waiters: errRetry, errRouteChanged or a timeout sends them to look again.
+// The caller holds t.mu.
+func (t *tenant) endWorkLocked(err error) {
+	t.work = workNone
+	t.flight.finish(err)
+	t.flight = nil
+}
+
 // admits reports whether the hot path may grant a lease at word w.
 func (t *tenant) admits(w uint64) bool {
 	if w&(readyBit|waitersBit) != readyBit {
