@@ -99,13 +99,14 @@ func (m *Manager) reserve(a *acquisition, c *client) (recycle *client, err error
 	}
 }
 
-// unreserveLocked returns a client's sockets to the budget and wakes those
-// waiting for them. The caller holds m.mu.
-func (m *Manager) unreserveLocked(cost int) {
-	if m.cfg.budget <= 0 || cost == 0 {
+// unreserveLocked returns c's sockets to the budget, if they are charged
+// to it, and wakes those waiting for them. The caller holds m.mu.
+func (m *Manager) unreserveLocked(c *client) {
+	if !c.reserved {
 		return
 	}
-	m.budgetUsed -= cost
+	c.reserved = false
+	m.budgetUsed -= c.cost
 	close(m.budgetFreed)
 	m.budgetFreed = make(chan struct{})
 }

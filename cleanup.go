@@ -67,7 +67,7 @@ func (m *Manager) stopHousekeeperIfIdle() bool {
 	if m.nTenants.Load() == 0 {
 		return true
 	}
-	// A tenant arrived between the two loads; tenantFor saw the housekeeper
+	// A tenant arrived between the two loads; addTenant saw the housekeeper
 	// running, or started another.
 	return !m.housekeeping.CompareAndSwap(false, true)
 }

@@ -140,3 +140,14 @@ func TestVictimSamplingQuality(t *testing.T) {
 		t.Error("with few clients, the least recently used is the victim")
 	}
 }
+
+// len is how many tenants are filed.
+func (e *expiry) len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, b := range e.buckets {
+		n += len(b.tenants)
+	}
+	return n
+}

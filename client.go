@@ -154,10 +154,7 @@ func (m *Manager) disconnect(ctx context.Context, c *client) error {
 	m.mu.Lock()
 	c.state = clientClosed
 	m.freeing -= c.cost
-	if c.reserved {
-		c.reserved = false
-		m.unreserveLocked(c.cost)
-	}
+	m.unreserveLocked(c)
 	if c.pins == 0 {
 		m.forgetClientLocked(c)
 	}
@@ -186,10 +183,7 @@ func (m *Manager) dropUnpublished(c *client) {
 		m.disconnects.Add(1)
 	}
 	m.mu.Lock()
-	if c.reserved {
-		c.reserved = false
-		m.unreserveLocked(c.cost)
-	}
+	m.unreserveLocked(c)
 	m.mu.Unlock()
 }
 

@@ -30,7 +30,8 @@ type tickingClock interface {
 
 // clockResolution is how stale the coarse clock may be while the
 // housekeeper runs. Release stamps the coarse time, because reading the
-// real clock costs about half of an uncontended Acquire and Release.
+// real clock costs about 33 ns on the machine in the README, where an
+// uncontended Acquire and Release costs 45 ns.
 const clockResolution = 10 * time.Millisecond
 
 type realClock struct{ origin time.Time }

@@ -211,18 +211,7 @@ func (m *Manager) detachMembers(c *client) (disconnect []*client) {
 // letGo finishes the retirement of victims that the caller retired with an
 // extra pin held: it detaches their tenants, drops the pin, and disconnects
 // those left unpinned.
-func (m *Manager) letGo(victims []*client) {
-	var gone []*client
-	for _, v := range victims {
-		gone = append(gone, m.detachMembers(v)...)
-	}
-	m.mu.Lock()
-	for _, v := range victims {
-		gone = append(gone, m.unpinLocked(v))
-	}
-	m.mu.Unlock()
-	m.disconnectAll(context.Background(), gone)
-}
+func (m *Manager) letGo(victims []*client) { m.settle(victims, nil) }
 
 // victimSamples is how many cached clients are drawn at random to choose a
 // victim. The victim is the least recently used of the draw: on average

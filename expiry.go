@@ -38,10 +38,6 @@ func newExpiry(timeout time.Duration) *expiry {
 func (e *expiry) add(t *tenant, at int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.addLocked(t, at)
-}
-
-func (e *expiry) addLocked(t *tenant, at int64) {
 	if t.expB != nil {
 		return
 	}
@@ -95,17 +91,6 @@ func (e *expiry) due(now int64, limit int, buf []*tenant) []*tenant {
 		}
 	}
 	return buf
-}
-
-// len is how many tenants are filed.
-func (e *expiry) len() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, b := range e.buckets {
-		n += len(b.tenants)
-	}
-	return n
 }
 
 // bucketKeys is a min-heap of bucket keys.

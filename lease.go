@@ -41,8 +41,7 @@ func (l *Lease) Release() {
 }
 
 // release ends a lease of t on binding b. It stamps the coarse clock, not
-// the real one: reading the real clock would cost a third of an
-// uncontended Acquire and Release.
+// the real one: see clockResolution.
 func (m *Manager) release(t *tenant, b *binding, cl *leaseCell) {
 	now := m.coarse.Load()
 	cl.releases.Add(1)

@@ -30,8 +30,9 @@ func (m *Manager) capVictimsLocked() (victims []*client) {
 }
 
 // settle detaches the tenants of victims, which the caller retired and
-// holds a pin on, and picks one that can be recycled into c. It lets the
-// others go.
+// holds a pin on, and picks one that can be recycled into c, unless c is
+// nil. It lets the others go: drops the pin, and disconnects those left
+// unpinned.
 func (m *Manager) settle(victims []*client, c *client) (recycle *client) {
 	if len(victims) == 0 {
 		return nil
@@ -57,7 +58,7 @@ func (m *Manager) settle(victims []*client, c *client) (recycle *client) {
 // the caller's pin holds v, and v was built with the options c would be.
 // The caller holds m.mu.
 func (m *Manager) recyclableLocked(v, c *client) bool {
-	return m.cfg.recycle && v.pins == 1 && v.state == clientRetired &&
+	return m.cfg.recycle && c != nil && v.pins == 1 && v.state == clientRetired &&
 		v.dedicated == c.dedicated &&
 		v.key.cluster == c.key.cluster && v.key.poolSize == c.key.poolSize &&
 		v.key.auth == nil && c.key.auth == nil

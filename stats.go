@@ -81,7 +81,8 @@ type TenantStats struct {
 }
 
 // Stats returns a snapshot of the Manager. It costs O(clients), whatever
-// the number of tenants: a few microseconds for a hundred clients.
+// the number of tenants: well under a microsecond for a hundred clients
+// (BenchmarkStats).
 func (m *Manager) Stats() Stats {
 	s := Stats{
 		MaxClients:         m.cfg.maxClients,
