@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
@@ -123,10 +124,42 @@ var errRouteChanged = errors.New("mongotenant: route changed")
 // found is the tenant the hot path found, or nil.
 func (m *Manager) acquireSlow(ctx context.Context, tenantID string, found *tenant) (*tenant, *binding, *leaseCell, error) {
 	a := &acquisition{m: m, ctx: ctx, id: tenantID}
+	if m.hooks.acquiring() {
+		return a.traced(found)
+	}
 	err := a.run(found)
 	a.account(err) // not reached if a callback panicked: such a call is neither served nor refused
 	return a.t, a.b, a.cell, err
 }
+
+// traced is acquireSlow with the acquisition hooks around it. A callback
+// that panics through the acquisition ends it with errPanicked.
+func (a *acquisition) traced(found *tenant) (_ *tenant, _ *binding, _ *leaseCell, err error) {
+	m := a.m
+	start := m.clock.now()
+	a.ctx = m.startHooks("AcquireStart", m.hooks.acquireStart, a.ctx, a.id)
+	err = errPanicked
+	defer func() {
+		e := AcquireEvent{TenantID: a.id, Err: err, Waited: a.waited, Wait: time.Duration(a.waitTime)}
+		switch {
+		case err == errPanicked:
+			e.Reason = "panic"
+		case err != nil:
+			e.Reason = refusalOf(err, a.ctx.Err() != nil).String()
+		default:
+			e.Group = a.b.c.group()
+		}
+		e.Start, e.Duration = m.span(start)
+		endHooks(m, "AcquireEnd", m.hooks.acquireEnd, a.ctx, e)
+	}()
+	err = a.run(found)
+	a.account(err)
+	return a.t, a.b, a.cell, err
+}
+
+// errPanicked is what hooks see of an acquisition or an init hook through
+// which a user callback panicked.
+var errPanicked = errors.New("mongotenant: a callback panicked")
 
 func (a *acquisition) run(t *tenant) (err error) {
 	if a.m.closed.Load() {
@@ -347,7 +380,7 @@ func (a *acquisition) resolve(t *tenant) error {
 	ver := t.routeVer
 	t.mu.Unlock()
 	a.miss = true
-	s, err := m.resolve(a.ctx, t.id, a.dbName)
+	s, err := m.resolve(a.ctx, t.id, a.dbName, false)
 
 	t.mu.Lock()
 	if err == nil && t.routeVer == ver && t.phase == phaseUnrouted {
@@ -483,13 +516,26 @@ func (m *Manager) create(a *acquisition, t *tenant, ver uint32, c *client, victi
 		}
 	}
 	if v != nil {
+		from, cause := v.group(), v.cause
 		adopted := m.adopt(c, v)
 		v = nil // adopted, or let go by adopt
 		if !adopted {
 			return nil, ErrClosed
 		}
+		if len(m.hooks.recycled) > 0 {
+			e := ClientEvent{Group: c.group(), TenantID: t.id, PoolSize: c.key.poolSize, Cause: cause, From: from}
+			e.Start = m.clock.wall(m.clock.now())
+			endHooks(m, "ClientRecycled", m.hooks.recycled, a.ctx, e)
+		}
 	} else {
-		if c.mc, c.pool, err = m.connect(cl, c); err != nil {
+		start := m.clock.now()
+		c.mc, c.pool, err = m.connect(cl, c)
+		if len(m.hooks.created) > 0 {
+			e := ClientEvent{Group: c.group(), TenantID: t.id, PoolSize: c.key.poolSize, Err: err}
+			e.Start, e.Duration = m.span(start)
+			endHooks(m, "ClientCreated", m.hooks.created, a.ctx, e)
+		}
+		if err != nil {
 			return nil, err
 		}
 		m.created.Add(1)
@@ -539,7 +585,7 @@ func (m *Manager) publish(a *acquisition, t *tenant, ver uint32, c *client) (*bi
 				break
 			}
 			v.pins++ // held until its tenants are detached, below
-			m.retireLocked(v, causeLRU)
+			m.retireLocked(v, EvictionLRU)
 			victims = append(victims, v)
 		}
 		if t.phase != phaseBound {
@@ -583,18 +629,22 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	t.mu.Unlock()
 	a.miss = true
 	lease := Lease{t: t, b: b, cell: a.cell}
-	returned := false
+	ctx, start := a.ctx, m.clock.now()
+	if len(m.hooks.initStart) > 0 {
+		ctx = m.startHooks("InitStart", m.hooks.initStart, ctx, t.id)
+	}
+	err := errPanicked
 	defer func() {
-		if !returned {
-			lease.Release() // the hook panicked
+		if err == errPanicked { // the init hook panicked; t.mu is not held
+			lease.Release()
+			a.initEnd(ctx, b, start, err)
 		}
 	}()
-	err := m.cfg.init(a.ctx, t.id, b.database())
-	returned = true
-	if err != nil {
+	if err = m.cfg.init(ctx, t.id, b.database()); err != nil {
 		err = fmt.Errorf("%w: %w", ErrInit, err)
 		lease.Release()
 	}
+	a.initEnd(ctx, b, start, err)
 
 	t.mu.Lock()
 	if err == nil && t.routeVer == ver {
@@ -605,6 +655,16 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	}
 	t.endWorkLocked(err)
 	return err
+}
+
+// initEnd runs the InitEnd hooks.
+func (a *acquisition) initEnd(ctx context.Context, b *binding, start int64, err error) {
+	if len(a.m.hooks.initEnd) == 0 {
+		return
+	}
+	e := InitEvent{TenantID: a.id, Group: b.c.group(), Err: err}
+	e.Start, e.Duration = a.m.span(start)
+	endHooks(a.m, "InitEnd", a.m.hooks.initEnd, ctx, e)
 }
 
 // startWait and endWait bracket each wait of the acquisition, for Stats:

@@ -25,6 +25,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		{"dedicated+bulkhead", []mongotenant.Option{mongotenant.WithMaxLeases(64)}},
 		{"shared", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared())}},
 		{"shared+bulkhead", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithMaxLeases(64)}},
+		{"dedicated+hooks", []mongotenant.Option{mongotenant.WithHooks(everyHook()), mongotenant.WithCommandStats(time.Millisecond)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			procs := runtime.GOMAXPROCS(0)
@@ -39,6 +40,20 @@ func BenchmarkAcquireRelease(b *testing.B) {
 				benchParallel(b, m, func(g int) []string { return ids[g*100 : (g+1)*100] })
 			})
 		})
+	}
+}
+
+// everyHook sets every hook, each doing a little work: the hot path runs
+// none of them.
+func everyHook() mongotenant.Hooks {
+	var n atomic.Int64
+	return mongotenant.Hooks{
+		AcquireStart:       func(ctx context.Context, _ string) context.Context { n.Add(1); return ctx },
+		AcquireEnd:         func(context.Context, mongotenant.AcquireEvent) { n.Add(1) },
+		RouteStart:         func(ctx context.Context, _ string) context.Context { n.Add(1); return ctx },
+		RouteEnd:           func(context.Context, mongotenant.RouteEvent) { n.Add(1) },
+		ClientCreated:      func(context.Context, mongotenant.ClientEvent) { n.Add(1) },
+		ClientDisconnected: func(mongotenant.ClientEvent) { n.Add(1) },
 	}
 }
 

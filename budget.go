@@ -66,7 +66,7 @@ func (m *Manager) reserve(a *acquisition, c *client) (recycle *client, err error
 				break
 			}
 			v.pins++
-			m.retireLocked(v, causeBudget)
+			m.retireLocked(v, EvictionBudget)
 			victims = append(victims, v)
 			held += v.cost
 		}

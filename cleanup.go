@@ -121,7 +121,7 @@ func (m *Manager) reapTenant(t *tenant, now, timeout int64) (disconnect *client)
 			expire, next = false, now+timeout
 		} else {
 			m.mu.Lock()
-			disconnect = m.unbindLocked(t, b.c, 0, causeIdle)
+			disconnect = m.unbindLocked(t, b.c, 0, EvictionIdle)
 			m.mu.Unlock()
 		}
 	}
@@ -164,7 +164,7 @@ func (m *Manager) reapOrphans(now int64) {
 	var gone []*client
 	for c := range m.orphans {
 		if time.Duration(now-c.created) >= clockResolution {
-			gone = append(gone, m.retireLocked(c, causeIdle))
+			gone = append(gone, m.retireLocked(c, EvictionIdle))
 		}
 	}
 	m.mu.Unlock()

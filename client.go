@@ -56,13 +56,13 @@ type client struct {
 
 	// Guarded by Manager.mu.
 	state    clientState
-	cause    cause   // why it left the cache
-	pins     int     // what keeps it connected: being cached, each bound tenant, each left binding with live leases
-	members  *tenant // bound tenants, linked through tenant.next; taken by whoever retires the client
-	nMembers int     // bound tenants, those still to be detached after retirement included
-	idx      int     // position in Manager.cached while cached
-	flight   *flight // callers waiting for its creation
-	orphaned bool    // cached with no tenant: see Manager.orphans
+	cause    EvictionCause // why it left the cache
+	pins     int           // what keeps it connected: being cached, each bound tenant, each left binding with live leases
+	members  *tenant       // bound tenants, linked through tenant.next; taken by whoever retires the client
+	nMembers int           // bound tenants, those still to be detached after retirement included
+	idx      int           // position in Manager.cached while cached
+	flight   *flight       // callers waiting for its creation
+	orphaned bool          // cached with no tenant: see Manager.orphans
 }
 
 func newClient(m *Manager, key clientKey, dedicated bool) *client {
@@ -72,6 +72,14 @@ func newClient(m *Manager, key clientKey, dedicated bool) *client {
 		c.handles.max = 1
 	}
 	return c
+}
+
+// group is c's group for events, GroupStats and metrics: never a tenant ID.
+func (c *client) group() string {
+	if c.dedicated {
+		return DedicatedGroup
+	}
+	return c.key.group
 }
 
 // recentUse is c's last use: a recent Release, or its creation. The caller
@@ -150,6 +158,7 @@ func (m *Manager) disconnect(ctx context.Context, c *client) error {
 	if c.pool.inUse.Load() > 0 {
 		m.disconnectsBusy.Add(1) // a cursor outlived its lease, or Close cut leases short
 	}
+	start := m.clock.now()
 	err := disconnectClient(ctx, m.cut, c.mc, m.cfg.disconnectTimeout)
 	m.mu.Lock()
 	c.state = clientClosed
@@ -158,7 +167,7 @@ func (m *Manager) disconnect(ctx context.Context, c *client) error {
 	if c.pins == 0 {
 		m.forgetClientLocked(c)
 	}
-	if err != nil && c.cause == causeClose {
+	if err != nil && c.cause == EvictionClose {
 		m.closeErrs = append(m.closeErrs, err)
 	}
 	m.mu.Unlock()
@@ -169,6 +178,7 @@ func (m *Manager) disconnect(ctx context.Context, c *client) error {
 	} else {
 		m.cfg.logger.Debug("mongotenant: client disconnected", "group", c.key.group, "cause", c.cause.String())
 	}
+	m.clientDisconnected(c, start, err)
 	m.pending.Done()
 	return err
 }
@@ -209,6 +219,7 @@ func disconnectClient(ctx, cut context.Context, mc *mongo.Client, timeout time.D
 // poolCounters is fed by the driver's PoolMonitor. The callbacks run
 // synchronously on driver goroutines, so they only touch atomics.
 type poolCounters struct {
+	group       atomic.Pointer[group] // the group of the client that owns the pool now: recycling moves it
 	open        atomic.Int64
 	inUse       atomic.Int64
 	checkOuts   atomic.Uint64
@@ -264,13 +275,22 @@ func (p *poolCounters) wait(e *event.PoolEvent) {
 	}
 }
 
-// poolMonitor feeds the counters and then the user's monitor, if any.
-func (p *poolCounters) poolMonitor(user *event.PoolMonitor) *event.PoolMonitor {
-	if user == nil || user.Event == nil {
+// poolMonitor feeds the counters, then the PoolEvent hooks, then the
+// user's monitor, if any.
+func (m *Manager) poolMonitor(p *poolCounters, user *event.PoolMonitor) *event.PoolMonitor {
+	if user != nil && user.Event == nil {
+		user = nil
+	}
+	if user == nil && len(m.hooks.pool) == 0 {
 		return &event.PoolMonitor{Event: p.observe}
 	}
 	return &event.PoolMonitor{Event: func(e *event.PoolEvent) {
 		p.observe(e)
-		user.Event(e)
+		if len(m.hooks.pool) > 0 {
+			m.poolEvent(p.group.Load().name, e)
+		}
+		if user != nil {
+			user.Event(e)
+		}
 	}}
 }

@@ -137,10 +137,16 @@ func (m *Manager) clusterFor(uri string) (*cluster, error) {
 // driver dials in the background.
 func (m *Manager) connect(cl *cluster, c *client) (*mongo.Client, *poolCounters, error) {
 	pool := new(poolCounters)
-	o := *cl.opts // a shallow copy: each client gets its own pool size and monitor
+	m.mu.Lock()
+	pool.group.Store(m.groupLocked(c.group()))
+	m.mu.Unlock()
+	o := *cl.opts // a shallow copy: each client gets its own pool size and monitors
 	poolSize := c.key.poolSize
 	o.MaxPoolSize = &poolSize
-	o.PoolMonitor = pool.poolMonitor(cl.opts.PoolMonitor)
+	o.PoolMonitor = m.poolMonitor(pool, cl.opts.PoolMonitor)
+	if m.cfg.commandStats {
+		o.Monitor = m.commandMonitor(pool, cl.opts.Monitor)
+	}
 	if c.key.auth != nil {
 		o.Auth = c.key.auth
 	}

@@ -64,6 +64,11 @@ const (
 	numRefusals
 )
 
+// String returns the refusal's name, as in Stats and metric attributes.
+func (r refusal) String() string {
+	return [...]string{"busy", "budget", "invalid", "route", "create", "init", "closed", "context"}[r]
+}
+
 // refusalOf classifies an error returned by Acquire; gaveUp says whether
 // the caller's ctx had ended.
 func refusalOf(err error, gaveUp bool) refusal {

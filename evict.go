@@ -2,20 +2,26 @@ package mongotenant
 
 import "context"
 
-// cause says why a client left the cache, or a tenant left its client.
-type cause int
+// An EvictionCause says why a client left the cache, or a tenant left its
+// client. Each has a counter in [Stats].
+type EvictionCause int
 
 const (
-	causeLRU    cause = iota // to stay within MaxClients
-	causeIdle                // its tenants were idle
-	causeApp                 // Manager.Evict or Manager.Forget
-	causeClose               // Manager.Close
-	causeBudget              // to make room in the connection budget
-	causeRoute               // its tenants moved to another client
+	EvictionLRU    EvictionCause = iota // to stay within MaxClients (Stats.EvictedLRU)
+	EvictionIdle                        // its tenants were idle (Stats.EvictedIdle)
+	EvictionByApp                       // Manager.Evict or Manager.Forget (Stats.EvictedByApp)
+	EvictionClose                       // Manager.Close (Stats.EvictedClose)
+	EvictionBudget                      // to make room in the connection budget (Stats.EvictedBudget)
+	EvictionRoute                       // its tenants moved to another client (Stats.EvictedRoute)
 	numCauses
 )
 
-func (c cause) String() string {
+// String returns the cause's name, as used in logs and metric attributes:
+// lru, idle, app, close, budget or route.
+func (c EvictionCause) String() string {
+	if c < 0 || c >= numCauses {
+		return "unknown"
+	}
 	return [...]string{"lru", "idle", "app", "close", "budget", "route"}[c]
 }
 
@@ -60,7 +66,7 @@ func (m *Manager) evict(ctx context.Context, tenantID string, forget bool) error
 		if t.phase != phaseDropped {
 			found = true
 			if t.phase == phaseBound {
-				gone = m.leaveClientLocked(t, causeApp)
+				gone = m.leaveClientLocked(t, EvictionByApp)
 			}
 			t.phase = phaseUnrouted
 			t.routeVer++ // a route or init under way is stale
@@ -88,7 +94,7 @@ func (m *Manager) evict(ctx context.Context, tenantID string, forget bool) error
 // stay good and drain the old binding; the client is retired for cause why
 // if t was its last tenant. It returns a client to disconnect after the
 // caller unlocks. The caller holds t.mu.
-func (m *Manager) leaveClientLocked(t *tenant, why cause) (disconnect *client) {
+func (m *Manager) leaveClientLocked(t *tenant, why EvictionCause) (disconnect *client) {
 	b, live := t.detachLocked()
 	t.wakeLocked() // a queued caller binds the tenant again
 	m.mu.Lock()
@@ -98,7 +104,7 @@ func (m *Manager) leaveClientLocked(t *tenant, why cause) (disconnect *client) {
 
 // unbindLocked accounts for t leaving c with live leases on it. The caller
 // holds m.mu.
-func (m *Manager) unbindLocked(t *tenant, c *client, live int32, why cause) (disconnect *client) {
+func (m *Manager) unbindLocked(t *tenant, c *client, live int32, why EvictionCause) (disconnect *client) {
 	if t.in == c {
 		m.unlinkLocked(t)
 	}
@@ -167,7 +173,7 @@ func (m *Manager) cacheLocked(c *client) {
 // unlocks m.mu; meanwhile they may still be granted leases on it, which
 // count like any other. It returns c if nothing pins it any more, for the
 // caller to disconnect. The caller holds m.mu.
-func (m *Manager) retireLocked(c *client, why cause) (disconnect *client) {
+func (m *Manager) retireLocked(c *client, why EvictionCause) (disconnect *client) {
 	delete(m.clients, c.key)
 	last := m.cached[len(m.cached)-1]
 	m.cached[c.idx], last.idx = last, c.idx

@@ -35,6 +35,7 @@ type Manager struct {
 	def      *cluster // the deployment at the URI given to New
 	poolSize uint64   // default pool size, from the options or the URI
 	expiry   *expiry  // the idle reaper's index; nil without idle reaping
+	hooks    hookSet
 	nTenants atomic.Int64
 
 	// coarse is the clock Release stamps, advanced by the housekeeper every
@@ -45,7 +46,7 @@ type Manager struct {
 	_      [56]byte
 
 	// mu guards clients, cached, creating, retiring, orphans, clusters,
-	// budgetUsed, freeing, budgetFreed, rng and closeErrs; the fields of
+	// groups, budgetUsed, freeing, budgetFreed, rng and closeErrs; the fields of
 	// client that say so; tenant.in, prev and next; and the Add of a first
 	// count to housekeeper, background, pending and building, which must
 	// not race with Close's Wait. Nothing holds it across I/O, a callback, or work
@@ -57,6 +58,7 @@ type Manager struct {
 	retiring    map[*client]struct{}  // retired clients not yet disconnected, or still leased
 	orphans     map[*client]struct{}  // cached clients without tenants
 	clusters    map[string]*cluster   // deployments named by placement, by URI
+	groups      map[string]*group     // every client group since New, by name
 	budgetUsed  int                   // sockets charged by clients
 	freeing     int                   // sockets of clients being disconnected
 	budgetFreed chan struct{}         // closed and replaced when budget is freed
@@ -120,11 +122,13 @@ func New(uri string, opts ...Option) (*Manager, error) {
 		counters:      newLeaseCounters(),
 		refreshRoutes: cfg.routeTTL > 0 && len(cfg.routers) > 0,
 		def:           def,
+		hooks:         newHookSet(cfg.hooks),
 		poolSize:      *def.opts.MaxPoolSize,
 		clients:       make(map[clientKey]*client),
 		retiring:      make(map[*client]struct{}),
 		orphans:       make(map[*client]struct{}),
 		clusters:      make(map[string]*cluster),
+		groups:        make(map[string]*group),
 		budgetFreed:   make(chan struct{}),
 		rng:           rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		done:          make(chan struct{}),
@@ -186,7 +190,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	clients := slices.Clone(m.cached)
 	var gone []*client
 	for _, c := range clients {
-		gone = append(gone, m.retireLocked(c, causeClose))
+		gone = append(gone, m.retireLocked(c, EvictionClose))
 	}
 	m.mu.Unlock()
 	for _, c := range clients {

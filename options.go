@@ -66,7 +66,10 @@ type config struct {
 	nodes             int
 	recycle           bool
 	init              func(ctx context.Context, tenantID string, db *mongo.Database) error
-	initSet           bool  // WithInit was called, with init possibly nil
+	initSet           bool // WithInit was called, with init possibly nil
+	hooks             []Hooks
+	commandStats      bool
+	slowCommand       time.Duration
 	clock             clock // nil: the real clock; tests set a fake
 }
 
@@ -108,6 +111,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithStrategy(nil)", ErrInvalidOption)
 	case c.initSet && c.init == nil:
 		return fmt.Errorf("%w: WithInit(nil)", ErrInvalidOption)
+	case c.slowCommand < 0:
+		return fmt.Errorf("%w: WithCommandStats(%v): must be >= 0", ErrInvalidOption, c.slowCommand)
 	case c.maxLeases > leaseMask:
 		return fmt.Errorf("%w: WithMaxLeases(%d): must be at most %d", ErrInvalidOption, c.maxLeases, leaseMask)
 	}

@@ -23,7 +23,7 @@ func (m *Manager) capVictimsLocked() (victims []*client) {
 			break // every other client is being created; publish evicts instead
 		}
 		v.pins++
-		m.retireLocked(v, causeLRU)
+		m.retireLocked(v, EvictionLRU)
 		victims = append(victims, v)
 	}
 	return victims
@@ -77,6 +77,7 @@ func (m *Manager) adopt(c, v *client) bool {
 	}
 	c.mc, c.pool, c.cost, c.reserved = v.mc, v.pool, v.cost, v.reserved
 	c.base = v.pool.snapshot()
+	c.pool.group.Store(m.groupLocked(c.group()))
 	v.pins--
 	v.state = clientClosed
 	m.forgetClientLocked(v)

@@ -105,9 +105,29 @@ type routeShape struct {
 }
 
 // resolve runs the strategy and the routers for tenantID, whose default
-// database name is name, and checks the result. Errors wrap ErrRoute or
-// ErrInvalidTenant.
-func (m *Manager) resolve(ctx context.Context, tenantID, name string) (routeShape, error) {
+// database name is name, and checks the result, with the route hooks
+// around. Errors wrap ErrRoute or ErrInvalidTenant.
+func (m *Manager) resolve(ctx context.Context, tenantID, name string, refresh bool) (s routeShape, err error) {
+	if len(m.hooks.routeStart)+len(m.hooks.routeEnd) == 0 {
+		return m.route(ctx, tenantID, name)
+	}
+	start := m.clock.now()
+	ctx = m.startHooks("RouteStart", m.hooks.routeStart, ctx, tenantID)
+	err = errPanicked
+	defer func() {
+		e := RouteEvent{TenantID: tenantID, Refresh: refresh, Err: err}
+		if err == nil {
+			e.Group, e.Tier = s.label(), s.tier
+		}
+		e.Start, e.Duration = m.span(start)
+		endHooks(m, "RouteEnd", m.hooks.routeEnd, ctx, e)
+	}()
+	return m.route(ctx, tenantID, name)
+}
+
+// route runs the strategy and the routers for tenantID and checks the
+// result.
+func (m *Manager) route(ctx context.Context, tenantID, name string) (routeShape, error) {
 	r := Route{
 		Group:     m.cfg.strategy.Group(tenantID),
 		Database:  name,
@@ -149,6 +169,15 @@ func (m *Manager) resolve(ctx context.Context, tenantID, name string) (routeShap
 		s.dedicated = true
 	}
 	return s, nil
+}
+
+// label is the route's client group for events and metrics: never a
+// tenant ID.
+func (s routeShape) label() string {
+	if s.dedicated {
+		return DedicatedGroup
+	}
+	return s.group
 }
 
 // setRouteLocked installs a route on t. The caller holds t.mu.
@@ -223,7 +252,7 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 	ver := t.routeVer
 	t.mu.Unlock()
 
-	s, err := m.resolve(ctx, t.id, name)
+	s, err := m.resolve(ctx, t.id, name, true)
 	if err != nil {
 		return err
 	}
@@ -246,7 +275,7 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 		change = "a new limit or tier"
 	default:
 		if t.phase == phaseBound {
-			gone = m.leaveClientLocked(t, causeRoute)
+			gone = m.leaveClientLocked(t, EvictionRoute)
 		}
 		t.setRouteLocked(s, m.coarse.Load())
 		t.wakeLocked()

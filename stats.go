@@ -101,12 +101,12 @@ func (m *Manager) Stats() Stats {
 		RefusedInit:        m.refused[refusedInit].Load(),
 		RefusedClosed:      m.refused[refusedClosed].Load(),
 		RefusedContext:     m.refused[refusedContext].Load(),
-		EvictedLRU:         m.evicted[causeLRU].Load(),
-		EvictedIdle:        m.evicted[causeIdle].Load(),
-		EvictedByApp:       m.evicted[causeApp].Load(),
-		EvictedClose:       m.evicted[causeClose].Load(),
-		EvictedBudget:      m.evicted[causeBudget].Load(),
-		EvictedRoute:       m.evicted[causeRoute].Load(),
+		EvictedLRU:         m.evicted[EvictionLRU].Load(),
+		EvictedIdle:        m.evicted[EvictionIdle].Load(),
+		EvictedByApp:       m.evicted[EvictionByApp].Load(),
+		EvictedClose:       m.evicted[EvictionClose].Load(),
+		EvictedBudget:      m.evicted[EvictionBudget].Load(),
+		EvictedRoute:       m.evicted[EvictionRoute].Load(),
 		ExpiredTenants:     m.expired.Load(),
 		RouteRefreshes:     m.refreshes.Load(),
 		RouteRefreshErrors: m.refreshErrors.Load(),
@@ -146,6 +146,11 @@ func (m *Manager) TenantStats(tenantID string) (TenantStats, bool) {
 	if t == nil {
 		return TenantStats{}, false
 	}
+	return m.tenantStats(t)
+}
+
+// tenantStats returns a snapshot of t, and false if t has no client.
+func (m *Manager) tenantStats(t *tenant) (TenantStats, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.cur.Load()

@@ -1,9 +1,16 @@
 package tenanthttp
 
 import (
+	"cmp"
+	"container/heap"
 	"errors"
 	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mongotenant/mongotenant"
 )
@@ -16,28 +23,26 @@ import (
 // Routes are relative; mount the handler under a prefix with
 // [http.StripPrefix]:
 //
-//	GET    /stats         200, mongotenant.Stats as JSON
-//	GET    /tenants/{id}  200, mongotenant.TenantStats as JSON; 404 if m holds no client for id
+//	GET    /stats         200, mongotenant.Stats
+//	GET    /groups        200, [mongotenant.Manager.GroupStats]: a list, one per client group
+//	GET    /tiers         200, [mongotenant.Manager.TierStats]: a list, one per tier; O(tenants)
+//	GET    /tenants       200, a page of tenants with their stats, sorted by ID:
+//	                      {"tenants": [...], "next": "<ID>"}; ?limit=N (default 100, at most
+//	                      1000) and ?after=<ID> for the page after next; next is "" on the last
+//	                      page. O(tenants) per page. 400 for a bad limit.
+//	GET    /tenants/{id}  200, mongotenant.TenantStats; 404 if m holds no client for id
 //	DELETE /tenants/{id}  204 after Manager.Evict; 404 if m holds no client for id,
 //	                      400 for an invalid ID, 503 if m is closed
 //
 // Other paths get 404 and other methods 405, from [http.ServeMux]. Errors
 // are JSON, as written by [WriteError].
 //
-// The JSON keys are the snake_case names of the Go fields, and are stable.
-// /stats: max_clients, budget_limit, clients, retiring, tenants, leases,
-// waiting, budget_used, open_connections, in_use_connections, created, recycled,
-// hits, misses, waits, wait_ms (milliseconds, a floating-point number),
-// refused, refused_busy, refused_budget, refused_invalid, refused_route,
-// refused_create, refused_init, refused_closed, refused_context, evicted,
-// evicted_lru, evicted_idle, evicted_by_app, evicted_close, evicted_budget,
-// evicted_route, expired_tenants, route_refreshes, route_refresh_errors,
-// disconnects, disconnects_busy, disconnect_errors.
-// /tenants/{id}: tenant, database, group, tier ("" without tiers),
-// max_leases, created and last_used (RFC 3339 times), leases,
-// sharing, pool_size, open_connections, in_use_connections, check_outs,
-// check_out_failures, check_out_wait_ms and check_out_wait_max_ms
-// (milliseconds, as floating-point numbers), pool_clears.
+// The JSON is derived from the Go structs, so it has every field and
+// cannot drift from them: each key is the field's name in snake_case
+// (EvictedByApp is evicted_by_app); a time.Duration is a floating-point
+// number of milliseconds, its key ending in _ms instead of _duration
+// (WaitDuration is wait_ms, CheckOutWait is check_out_wait_ms); a
+// time.Time is RFC 3339. A tenant's object adds its ID as "tenant".
 //
 // The handler is safe for concurrent use; authorize is called concurrently.
 func Admin(m *mongotenant.Manager, authorize func(*http.Request) bool) (http.Handler, error) {
@@ -49,7 +54,21 @@ func Admin(m *mongotenant.Manager, authorize func(*http.Request) bool) (http.Han
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, statsJSON(m.Stats()))
+		writeJSON(w, http.StatusOK, object(m.Stats()))
+	})
+	mux.HandleFunc("GET /groups", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, objects(m.GroupStats()))
+	})
+	mux.HandleFunc("GET /tiers", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, objects(m.TierStats()))
+	})
+	mux.HandleFunc("GET /tenants", func(w http.ResponseWriter, r *http.Request) {
+		limit, err := pageLimit(r.URL.Query().Get("limit"))
+		if err != nil {
+			WriteError(w, r, http.StatusBadRequest, nil)
+			return
+		}
+		writeJSON(w, http.StatusOK, tenantPage(m, r.URL.Query().Get("after"), limit))
 	})
 	mux.HandleFunc("GET /tenants/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -58,7 +77,7 @@ func Admin(m *mongotenant.Manager, authorize func(*http.Request) bool) (http.Han
 			WriteError(w, r, http.StatusNotFound, mongotenant.ErrTenantNotFound)
 			return
 		}
-		writeJSON(w, http.StatusOK, tenantJSON(id, ts))
+		writeJSON(w, http.StatusOK, tenantObject(id, ts))
 	})
 	mux.HandleFunc("DELETE /tenants/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if err := m.Evict(r.Context(), r.PathValue("id")); err != nil {
@@ -77,133 +96,118 @@ func Admin(m *mongotenant.Manager, authorize func(*http.Request) bool) (http.Han
 	}), nil
 }
 
-// adminStats is the JSON of mongotenant.Stats. The tags live here, not on
-// the library's type, so that the wire format changes only on purpose.
-type adminStats struct {
-	MaxClients         int     `json:"max_clients"`
-	BudgetLimit        int     `json:"budget_limit"`
-	Clients            int     `json:"clients"`
-	Retiring           int     `json:"retiring"`
-	Tenants            int     `json:"tenants"`
-	Leases             int     `json:"leases"`
-	Waiting            int     `json:"waiting"`
-	BudgetUsed         int     `json:"budget_used"`
-	OpenConnections    int     `json:"open_connections"`
-	InUseConnections   int     `json:"in_use_connections"`
-	Created            uint64  `json:"created"`
-	Recycled           uint64  `json:"recycled"`
-	Hits               uint64  `json:"hits"`
-	Misses             uint64  `json:"misses"`
-	Waits              uint64  `json:"waits"`
-	WaitMS             float64 `json:"wait_ms"`
-	Refused            uint64  `json:"refused"`
-	RefusedBusy        uint64  `json:"refused_busy"`
-	RefusedBudget      uint64  `json:"refused_budget"`
-	RefusedInvalid     uint64  `json:"refused_invalid"`
-	RefusedRoute       uint64  `json:"refused_route"`
-	RefusedCreate      uint64  `json:"refused_create"`
-	RefusedInit        uint64  `json:"refused_init"`
-	RefusedClosed      uint64  `json:"refused_closed"`
-	RefusedContext     uint64  `json:"refused_context"`
-	Evicted            uint64  `json:"evicted"`
-	EvictedLRU         uint64  `json:"evicted_lru"`
-	EvictedIdle        uint64  `json:"evicted_idle"`
-	EvictedByApp       uint64  `json:"evicted_by_app"`
-	EvictedClose       uint64  `json:"evicted_close"`
-	EvictedBudget      uint64  `json:"evicted_budget"`
-	EvictedRoute       uint64  `json:"evicted_route"`
-	ExpiredTenants     uint64  `json:"expired_tenants"`
-	RouteRefreshes     uint64  `json:"route_refreshes"`
-	RouteRefreshErrors uint64  `json:"route_refresh_errors"`
-	Disconnects        uint64  `json:"disconnects"`
-	DisconnectsBusy    uint64  `json:"disconnects_busy"`
-	DisconnectErrors   uint64  `json:"disconnect_errors"`
-}
+// Page sizes of GET /tenants.
+const (
+	defaultPage = 100
+	maxPage     = 1000
+)
 
-func statsJSON(s mongotenant.Stats) adminStats {
-	return adminStats{
-		MaxClients:         s.MaxClients,
-		BudgetLimit:        s.BudgetLimit,
-		Clients:            s.Clients,
-		Retiring:           s.Retiring,
-		Tenants:            s.Tenants,
-		Leases:             s.Leases,
-		Waiting:            s.Waiting,
-		BudgetUsed:         s.BudgetUsed,
-		OpenConnections:    s.OpenConnections,
-		InUseConnections:   s.InUseConnections,
-		Created:            s.Created,
-		Recycled:           s.Recycled,
-		Hits:               s.Hits,
-		Misses:             s.Misses,
-		Waits:              s.Waits,
-		WaitMS:             millis(s.WaitDuration),
-		Refused:            s.Refused,
-		RefusedBusy:        s.RefusedBusy,
-		RefusedBudget:      s.RefusedBudget,
-		RefusedInvalid:     s.RefusedInvalid,
-		RefusedRoute:       s.RefusedRoute,
-		RefusedCreate:      s.RefusedCreate,
-		RefusedInit:        s.RefusedInit,
-		RefusedClosed:      s.RefusedClosed,
-		RefusedContext:     s.RefusedContext,
-		Evicted:            s.Evicted,
-		EvictedLRU:         s.EvictedLRU,
-		EvictedIdle:        s.EvictedIdle,
-		EvictedByApp:       s.EvictedByApp,
-		EvictedClose:       s.EvictedClose,
-		EvictedBudget:      s.EvictedBudget,
-		EvictedRoute:       s.EvictedRoute,
-		ExpiredTenants:     s.ExpiredTenants,
-		RouteRefreshes:     s.RouteRefreshes,
-		RouteRefreshErrors: s.RouteRefreshErrors,
-		Disconnects:        s.Disconnects,
-		DisconnectsBusy:    s.DisconnectsBusy,
-		DisconnectErrors:   s.DisconnectErrors,
+func pageLimit(s string) (int, error) {
+	if s == "" {
+		return defaultPage, nil
 	}
-}
-
-// adminTenant is the JSON of mongotenant.TenantStats.
-type adminTenant struct {
-	Tenant            string    `json:"tenant"`
-	Database          string    `json:"database"`
-	Group             string    `json:"group"`
-	Tier              string    `json:"tier"`
-	MaxLeases         int       `json:"max_leases"`
-	Created           time.Time `json:"created"`
-	LastUsed          time.Time `json:"last_used"`
-	Leases            int       `json:"leases"`
-	Sharing           int       `json:"sharing"`
-	PoolSize          uint64    `json:"pool_size"`
-	OpenConnections   int       `json:"open_connections"`
-	InUseConnections  int       `json:"in_use_connections"`
-	CheckOuts         uint64    `json:"check_outs"`
-	CheckOutFailures  uint64    `json:"check_out_failures"`
-	CheckOutWaitMS    float64   `json:"check_out_wait_ms"`
-	CheckOutWaitMaxMS float64   `json:"check_out_wait_max_ms"`
-	PoolClears        uint64    `json:"pool_clears"`
-}
-
-func tenantJSON(id string, t mongotenant.TenantStats) adminTenant {
-	return adminTenant{
-		Tenant:            id,
-		Database:          t.Database,
-		Group:             t.Group,
-		Tier:              t.Tier,
-		MaxLeases:         t.MaxLeases,
-		Created:           t.Created,
-		LastUsed:          t.LastUsed,
-		Leases:            t.Leases,
-		Sharing:           t.Sharing,
-		PoolSize:          t.PoolSize,
-		OpenConnections:   t.OpenConnections,
-		InUseConnections:  t.InUseConnections,
-		CheckOuts:         t.CheckOuts,
-		CheckOutFailures:  t.CheckOutFailures,
-		CheckOutWaitMS:    millis(t.CheckOutWait),
-		CheckOutWaitMaxMS: millis(t.CheckOutWaitMax),
-		PoolClears:        t.PoolClears,
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPage {
+		return 0, errors.New("tenanthttp: limit must be 1 to 1000")
 	}
+	return n, nil
 }
 
-func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+// page is the JSON of GET /tenants.
+type page struct {
+	Tenants []map[string]any `json:"tenants"`
+	Next    string           `json:"next"`
+}
+
+// tenantPage returns the limit tenants with the smallest IDs above after,
+// keeping no more than limit of them at any time.
+func tenantPage(m *mongotenant.Manager, after string, limit int) page {
+	var h idHeap
+	for id, ts := range m.Tenants() {
+		switch {
+		case id <= after && after != "":
+		case len(h) < limit:
+			heap.Push(&h, entry{id, ts})
+		case id < h[0].id:
+			h[0] = entry{id, ts}
+			heap.Fix(&h, 0)
+		}
+	}
+	slices.SortFunc(h, func(a, b entry) int { return cmp.Compare(a.id, b.id) })
+	p := page{Tenants: make([]map[string]any, 0, len(h))}
+	for _, e := range h {
+		p.Tenants = append(p.Tenants, tenantObject(e.id, e.ts))
+	}
+	if len(h) == limit {
+		p.Next = h[len(h)-1].id
+	}
+	return p
+}
+
+type entry struct {
+	id string
+	ts mongotenant.TenantStats
+}
+
+// idHeap is a max-heap by ID: its top is the entry to drop first.
+type idHeap []entry
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i].id > h[j].id }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(entry)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+func tenantObject(id string, ts mongotenant.TenantStats) map[string]any {
+	o := object(ts)
+	o["tenant"] = id
+	return o
+}
+
+func objects[T any](vs []T) []map[string]any {
+	out := make([]map[string]any, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, object(v))
+	}
+	return out
+}
+
+// object returns the JSON object of struct v: see Admin for the rules.
+func object(v any) map[string]any {
+	rv := reflect.ValueOf(v)
+	rt := rv.Type()
+	o := make(map[string]any, rt.NumField())
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		key, val := snakeCase(f.Name), rv.Field(i).Interface()
+		if d, ok := val.(time.Duration); ok {
+			key = strings.TrimSuffix(key, "_duration") + "_ms"
+			val = float64(d) / float64(time.Millisecond)
+		}
+		o[key] = val
+	}
+	return o
+}
+
+// snakeCase turns a Go name into snake_case, keeping initialisms whole:
+// EvictedLRU is evicted_lru, InUseConnections is in_use_connections.
+func snakeCase(name string) string {
+	r := []rune(name)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) && i > 0 &&
+			(unicode.IsLower(r[i-1]) || i+1 < len(r) && unicode.IsLower(r[i+1])) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(c))
+	}
+	return b.String()
+}

@@ -3,12 +3,15 @@ package tenanthttp_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/mongotenant/mongotenant"
 	"github.com/mongotenant/mongotenant/tenanthttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -143,4 +146,86 @@ func TestAdmin(t *testing.T) {
 	rec = call(http.MethodGet, "/stats")
 	require.Equal(t, http.StatusOK, rec.Code, "stats stay readable after Close")
 	assert.EqualValues(t, 0, decode(t, rec)["clients"])
+}
+
+// TestAdminLists: /groups, /tiers and the pages of /tenants, sorted by ID,
+// each tenant once, whatever the page size.
+func TestAdminLists(t *testing.T) {
+	tierOf := func(_ context.Context, id string) (string, error) { return "free", nil }
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Grouped(2)), mongotenant.WithTiers(tierOf, nil))
+	admin, err := tenanthttp.Admin(m, func(*http.Request) bool { return true })
+	require.NoError(t, err)
+	var ids []string
+	for i := range 25 {
+		id := fmt.Sprintf("t%02d", i)
+		ids = append(ids, id)
+		l, err := m.Acquire(context.Background(), id)
+		require.NoError(t, err)
+		l.Release()
+	}
+	get := func(path string) *httptest.ResponseRecorder {
+		return do(admin, httptest.NewRequest(http.MethodGet, path, nil))
+	}
+
+	rec := get("/groups")
+	require.Equal(t, http.StatusOK, rec.Code)
+	var groups []map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &groups))
+	require.Len(t, groups, 2)
+	assert.Equal(t, "group-0", groups[0]["group"])
+	assert.EqualValues(t, 25, groups[0]["tenants"].(float64)+groups[1]["tenants"].(float64))
+
+	rec = get("/tiers")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.JSONEq(t, `[{"tier":"free","tenants":25,"bound":25,"leases":0}]`, rec.Body.String())
+
+	for _, limit := range []int{1, 7, 25, 100} {
+		var seen []string
+		after := ""
+		for range 30 {
+			rec := get(fmt.Sprintf("/tenants?limit=%d&after=%s", limit, after))
+			require.Equal(t, http.StatusOK, rec.Code)
+			var p struct {
+				Tenants []map[string]any `json:"tenants"`
+				Next    string           `json:"next"`
+			}
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
+			require.LessOrEqual(t, len(p.Tenants), limit)
+			for _, ten := range p.Tenants {
+				seen = append(seen, ten["tenant"].(string))
+				assert.Equal(t, "free", ten["tier"])
+			}
+			if p.Next == "" {
+				break
+			}
+			after = p.Next
+		}
+		assert.Equal(t, ids, seen, "limit %d", limit)
+	}
+	rec = get("/tenants")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Body.String(), `"next":""`, "the default page holds all 25")
+	for _, bad := range []string{"0", "-1", "1001", "x", "1e3"} {
+		rec := get("/tenants?limit=" + bad)
+		assert.Equal(t, http.StatusBadRequest, rec.Code, bad)
+	}
+}
+
+// TestReady: 503 naming the failed checks by kind and index, never by
+// tenant ID, within the timeout; 503 closed after Close.
+func TestReady(t *testing.T) {
+	m := newManager(t)
+	h := tenanthttp.Ready(m, 300*time.Millisecond, "acme-secret-customer")
+	start := time.Now()
+	rec := do(h, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	assert.Less(t, time.Since(start), 5*time.Second, "bounded by the timeout")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.JSONEq(t, `{"status":"unavailable","failed":["deployment","tenant 0"]}`, rec.Body.String())
+	assert.NotContains(t, rec.Body.String(), "acme")
+	assert.Equal(t, 0, m.Stats().Leases)
+
+	require.NoError(t, m.Close(context.Background()))
+	rec = do(h, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.JSONEq(t, `{"status":"closed"}`, rec.Body.String())
 }
