@@ -147,7 +147,7 @@ func (a *acquisition) traced(found *tenant) (_ *tenant, _ *binding, _ *leaseCell
 		case err != nil:
 			e.Reason = refusalOf(err, a.ctx.Err() != nil).String()
 		default:
-			e.Group = a.b.c.group()
+			e.Group, e.Hit = a.b.c.group(), !a.miss
 		}
 		e.Start, e.Duration = m.span(start)
 		endHooks(m, "AcquireEnd", m.hooks.acquireEnd, a.ctx, e)
