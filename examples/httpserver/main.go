@@ -1,10 +1,14 @@
 // Httpserver is a posts API where every tenant (named by the X-Tenant-ID
-// header) has its own database, with admin endpoints and a graceful shutdown.
+// header) has its own database, with admin endpoints, Prometheus metrics,
+// a readiness check and a graceful shutdown.
 //
 //	go run ./examples/httpserver
 //	curl -H 'X-Tenant-ID: alice' -d '{"title":"hi"}' localhost:8080/api/posts
 //	curl -H 'X-Tenant-ID: alice' localhost:8080/api/posts
 //	curl -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8080/admin/stats
+//	curl -H "Authorization: Bearer $ADMIN_TOKEN" 'localhost:8080/admin/tenants?limit=10'
+//	curl localhost:8080/metrics
+//	curl localhost:8080/readyz
 //
 // It listens on ADDR (default 127.0.0.1:8080), uses MONGODB_URI if set and
 // otherwise starts an embedded server. ADMIN_TOKEN guards /admin/; without
@@ -31,6 +35,10 @@ import (
 	"github.com/mongotenant/mongotenant"
 	"github.com/mongotenant/mongotenant/mongotest"
 	"github.com/mongotenant/mongotenant/tenanthttp"
+	"github.com/mongotenant/mongotenant/tenantprom"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -68,10 +76,13 @@ func main() {
 
 // run serves the API on ln until ctx ends, then shuts down gracefully.
 func run(ctx context.Context, ln net.Listener, uri, adminToken string) error {
-	m, err := mongotenant.New(uri, mongotenant.WithMaxClients(100), mongotenant.WithMaxLeases(20))
+	m, err := mongotenant.New(uri, mongotenant.WithMaxClients(100), mongotenant.WithMaxLeases(20),
+		mongotenant.WithCommandStats(100*time.Millisecond))
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(tenantprom.NewCollector(m), collectors.NewGoCollector())
 	admin, err := tenanthttp.Admin(m, func(r *http.Request) bool {
 		got := []byte(r.Header.Get("Authorization"))
 		return subtle.ConstantTimeCompare(got, []byte("Bearer "+adminToken)) == 1
@@ -86,6 +97,8 @@ func run(ctx context.Context, ln net.Listener, uri, adminToken string) error {
 	mux.Handle("GET /api/posts", tenant(http.HandlerFunc(listPosts)))
 	mux.Handle("GET /api/posts/{id}", tenant(http.HandlerFunc(getPost)))
 	mux.Handle("/admin/", http.StripPrefix("/admin", admin))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /readyz", tenanthttp.Ready(m, 2*time.Second))
 
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)

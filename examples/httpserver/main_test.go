@@ -106,6 +106,30 @@ func TestServer(t *testing.T) {
 	expect("admin evicts alice", status, 204, body)
 	status, body = call("GET", "/api/posts", "alice", "", "")
 	expect("alice after eviction", status, 200, body)
+	status, body = call("GET", "/admin/tenants", "", "Bearer s3cret", "")
+	expect("admin lists tenants", status, 200, body)
+	if !strings.Contains(body, `"tenant":"alice"`) || !strings.Contains(body, `"tenant":"bob"`) {
+		t.Errorf("tenant list: %s", body)
+	}
+
+	status, body = call("GET", "/readyz", "", "", "")
+	expect("ready", status, 200, body)
+	status, body = call("GET", "/metrics", "", "", "")
+	expect("metrics", status, 200, body)
+	for _, want := range []string{
+		`mongotenant_acquisitions_total{outcome="miss"} 3`,
+		`mongotenant_clients_created_total 3`,
+		`mongotenant_evictions_total{cause="app"} 1`,
+		`mongotenant_commands_total{group="dedicated",outcome="ok"}`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "alice") || strings.Contains(body, "bob") {
+		t.Error("/metrics names a tenant")
+	}
 
 	stop()
 	if err := <-done; err != nil {
