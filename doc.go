@@ -85,10 +85,16 @@
 //
 // # Observability
 //
-// [Manager.Stats] returns a [Stats] snapshot, like database/sql's DBStats,
-// in O(clients); [Manager.TenantStats] adds per-tenant pool figures derived
-// from the driver's pool events. Logs go through log/slog and are off by
-// default.
+// Manager.Stats returns a Stats snapshot, like database/sql's DBStats,
+// in O(clients); Manager.GroupStats breaks it down by client group, also
+// in O(clients), and Manager.TierStats by tier; Manager.Tenants iterates
+// over every tenant with its TenantStats. WithCommandStats counts commands
+// per group. Hooks (WithHooks) observe every acquisition that leaves the
+// hot path, route resolution, the init hook and each client's life; the
+// nested modules tenantotel (OpenTelemetry) and tenantprom (Prometheus)
+// build on them and on the snapshots. Manager.Ping and
+// Manager.PingDeployment are health checks. Logs go through log/slog and
+// are off by default.
 //
 // # Testing
 //
