@@ -45,11 +45,11 @@ type Collector struct {
 
 type descs struct {
 	clients, tenants, leases, waiting, budgetUsed, budgetLimit, maxClients *prometheus.Desc
-	acquisitions, refusals, waits, waitSeconds, evictions, created        *prometheus.Desc
-	recycled, disconnects, disconnectsBusy, disconnectErrors, expired     *prometheus.Desc
-	refreshes, refreshErrors                                              *prometheus.Desc
-	connections, connectionsMax, commands, slowCommands, commandSeconds   *prometheus.Desc
-	tierTenants, tierLeases                                               *prometheus.Desc
+	acquisitions, refusals, waits, waitSeconds, evictions, created         *prometheus.Desc
+	recycled, disconnects, disconnectsBusy, disconnectErrors, expired      *prometheus.Desc
+	refreshes, refreshErrors                                               *prometheus.Desc
+	connections, connectionsMax, commands, slowCommands, commandSeconds    *prometheus.Desc
+	tierTenants, tierLeases                                                *prometheus.Desc
 }
 
 // NewCollector returns a Collector of m.
