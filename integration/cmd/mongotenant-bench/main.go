@@ -5,6 +5,9 @@
 //
 //	go run ./integration/cmd/mongotenant-bench -scenario all -json bench.json
 //
+// With -json, each scenario that measures latency percentiles or
+// throughput against a plain client also gets a chart, bench-<scenario>.svg.
+//
 // It uses MONGODB_URI if set, and otherwise starts an embedded server.
 // Progress goes to stderr; a markdown table to stdout.
 package main
@@ -31,7 +34,7 @@ func main() {
 	}
 	which := flag.String("scenario", "all", "comma-separated scenarios: all, or "+strings.Join(names, ", "))
 	duration := flag.Duration("duration", 10*time.Second, "time budget of each timed phase")
-	jsonPath := flag.String("json", "", "also write the results as JSON to this file")
+	jsonPath := flag.String("json", "", "also write the results as JSON to this file, and an SVG chart per scenario next to it")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 
@@ -91,7 +94,14 @@ func run(which string, duration time.Duration, jsonPath string) error {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		files, err := writeCharts(&report, jsonPath)
+		for _, f := range files {
+			fmt.Fprintf(os.Stderr, "chart: %s\n", f)
+		}
+		return err
 	}
 	return nil
 }
