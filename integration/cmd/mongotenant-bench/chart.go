@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,7 +70,7 @@ var (
 		},
 	}
 	ratioChart = chartKind{
-		title: "against a plain client", axis: "× plain client",
+		title: "ratios (1 is parity: against a plain client, or a quiet baseline)", axis: "×",
 		takes:     func(m Metric) bool { return m.Unit == "×" || m.Unit == "x" },
 		reference: 1,
 	}
@@ -102,6 +103,7 @@ func barPanel(scenario string, results []Result, kind chartKind) (*plot.Plot, er
 	p.Y.Min = 0
 	p.Legend.Top = true
 	width := vg.Points(min(60, 300/float64(len(names)*len(variants))+4))
+	top := kind.reference
 	for i, name := range names {
 		values := make(plotter.Values, 0, len(variants))
 		for _, res := range results {
@@ -115,6 +117,7 @@ func barPanel(scenario string, results []Result, kind chartKind) (*plot.Plot, er
 				}
 			}
 			values = append(values, v)
+			top = max(top, v)
 		}
 		bars, err := plotter.NewBarChart(values, width)
 		if err != nil {
@@ -132,12 +135,16 @@ func barPanel(scenario string, results []Result, kind chartKind) (*plot.Plot, er
 		p.Add(line)
 	}
 	p.NominalX(variants...)
+	p.X.Tick.Label.Rotation = math.Pi / 9 // variant names are long
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.X.Tick.Label.YAlign = draw.YCenter
+	p.Y.Max = top * (1.1 + 0.07*float64(len(names))) // room for the legend above the bars
 	return p, nil
 }
 
 // savePanels draws panels one above the other into an SVG file.
 func savePanels(panels []*plot.Plot, file string) error {
-	const w, h = 9 * vg.Inch, 4 * vg.Inch
+	const w, h = 10 * vg.Inch, 5 * vg.Inch
 	c := vgsvg.New(w, h*vg.Length(len(panels)))
 	dc := draw.New(c)
 	grid := make([][]*plot.Plot, len(panels))

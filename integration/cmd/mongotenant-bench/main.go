@@ -36,7 +36,16 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "time budget of each timed phase")
 	jsonPath := flag.String("json", "", "also write the results as JSON to this file, and an SVG chart per scenario next to it")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	replot := flag.String("replot", "", "run nothing: draw the charts of the JSON report in this file again, next to it")
 	flag.Parse()
+
+	if *replot != "" {
+		if err := replotFile(*replot); err != nil {
+			fmt.Fprintln(os.Stderr, "mongotenant-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -104,6 +113,23 @@ func run(which string, duration time.Duration, jsonPath string) error {
 		return err
 	}
 	return nil
+}
+
+// replotFile draws the charts of a JSON report written by -json.
+func replotFile(jsonPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var report Report
+	if err := json.Unmarshal(b, &report); err != nil {
+		return fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	files, err := writeCharts(&report, jsonPath)
+	for _, f := range files {
+		fmt.Fprintf(os.Stderr, "chart: %s\n", f)
+	}
+	return err
 }
 
 func choose(which string) ([]scenario, error) {
