@@ -178,19 +178,24 @@ func (m *Manager) disconnect(ctx context.Context, c *client) error {
 	} else {
 		m.cfg.logger.Debug("mongotenant: client disconnected", "group", c.key.group, "cause", c.cause.String())
 	}
-	m.clientDisconnected(c, start, err)
+	m.clientDisconnected(c, c.cause, start, err) // set before c was claimed for disconnection
 	m.pending.Done()
 	return err
 }
 
 // dropUnpublished disconnects the *mongo.Client of c, which never reached
-// the cache, if it has one, and returns its budget.
+// the cache, if it has one, and returns its budget. A client that was
+// connected (or recycled) misses the cache only if Close began meanwhile:
+// hooks see it disconnected for that cause.
 func (m *Manager) dropUnpublished(c *client) {
 	if c.mc != nil {
-		if err := disconnectClient(context.Background(), m.cut, c.mc, m.cfg.disconnectTimeout); err != nil {
+		start := m.clock.now()
+		err := disconnectClient(context.Background(), m.cut, c.mc, m.cfg.disconnectTimeout)
+		if err != nil {
 			m.disconnectErrors.Add(1)
 		}
 		m.disconnects.Add(1)
+		m.clientDisconnected(c, EvictionClose, start, err)
 	}
 	m.mu.Lock()
 	m.unreserveLocked(c)

@@ -33,12 +33,15 @@ type GroupStats struct {
 // group is what the Manager keeps of a client group for as long as it
 // lives: its name and its command counters. Clients point to theirs
 // through their pool counters, which recycling moves to another group.
+// Successes and failures are counted apart, so that a reader sees each
+// of them grow monotonically: a total and its failures, read one after
+// the other, could show more failures than commands.
 type group struct {
-	name            string
-	commands        atomic.Uint64
-	commandFailures atomic.Uint64
-	slowCommands    atomic.Uint64
-	commandTime     atomic.Int64 // ns
+	name         string
+	succeeded    atomic.Uint64
+	failed       atomic.Uint64
+	slowCommands atomic.Uint64
+	commandTime  atomic.Int64 // ns
 }
 
 // groupLocked returns the group named name, made on first use. The caller
@@ -61,10 +64,11 @@ func (m *Manager) GroupStats() []GroupStats {
 	byName := make(map[*group]*GroupStats, len(m.groups))
 	out := make([]GroupStats, 0, len(m.groups))
 	for _, g := range m.groups {
+		failed := g.failed.Load()
 		out = append(out, GroupStats{
 			Group:           g.name,
-			Commands:        g.commands.Load(),
-			CommandFailures: g.commandFailures.Load(),
+			Commands:        g.succeeded.Load() + failed,
+			CommandFailures: failed,
 			SlowCommands:    g.slowCommands.Load(),
 			CommandTime:     time.Duration(g.commandTime.Load()),
 		})
@@ -109,11 +113,12 @@ func (m *Manager) commandMonitor(p *poolCounters, user *event.CommandMonitor) *e
 	slow := m.cfg.slowCommand
 	count := func(d time.Duration, failed bool) {
 		g := p.group.Load()
-		g.commands.Add(1)
-		g.commandTime.Add(int64(d))
 		if failed {
-			g.commandFailures.Add(1)
+			g.failed.Add(1)
+		} else {
+			g.succeeded.Add(1)
 		}
+		g.commandTime.Add(int64(d))
 		if slow > 0 && d >= slow {
 			g.slowCommands.Add(1)
 		}

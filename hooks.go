@@ -15,11 +15,11 @@ import (
 // A cached acquisition (a hit) runs no hook: the hot path stays as it is
 // with hooks set, and hits are counted in [Stats.Hits]. Every other
 // acquisition runs AcquireStart and then AcquireEnd, refused ones included,
-// unless a user callback panics through it.
+// and ones a user callback panics through (with Reason "panic").
 //
 // Hooks run synchronously on the goroutine named on each field, never under
-// a Manager lock, and must not block: an acquisition, a Release that
-// disconnects a client, or [Manager.Close] waits for them. A hook that
+// a Manager lock, and must not block: the acquisition that runs them waits
+// for them, and so does [Manager.Close] for every ClientDisconnected. A hook that
 // panics is recovered, and the panic is logged at Warn; the Manager goes on
 // as if the hook had returned (a Start hook's ctx is then the one it got).
 //
@@ -64,11 +64,12 @@ type Hooks struct {
 	ClientRecycled func(ctx context.Context, e ClientEvent)
 
 	// ClientDisconnected runs after each client is disconnected, on the
-	// goroutine that disconnected it: the caller of Evict, Forget, Refresh
-	// or Close, or a background goroutine. Cause is why it left the cache;
-	// an evicted client that still had leases is disconnected, and reported
-	// here, after its last lease is released. Duration is the time
-	// Disconnect took; Err is its error.
+	// goroutine that disconnected it: the caller of Evict, Forget or
+	// Refresh, or a goroutine of the Manager's (after a Release, when a
+	// client creation evicted it, at Close, for the idle reaper). Cause is why it left the cache (close for a client that
+	// Close kept from reaching it); an evicted client that still had leases
+	// is disconnected, and reported here, after its last lease is released.
+	// Duration is the time Disconnect took; Err is its error.
 	ClientDisconnected func(e ClientEvent)
 
 	// PoolEvent runs for each of the driver's connection pool events, on
@@ -87,7 +88,7 @@ const DedicatedGroup = "dedicated"
 // AcquireEvent describes an acquisition that left the hot path.
 type AcquireEvent struct {
 	TenantID string
-	Group    string        // the group of the client the lease is on; "" if refused before one was bound
+	Group    string        // the group of the client the lease is on; "" if refused
 	Err      error         // nil if the lease was granted
 	Hit      bool          // granted with nothing to resolve, bind, create, initialize or wait for: a hit in Stats, which left the hot path only because it lost a race
 	Reason   string        // why it was refused, as in Stats: busy, budget, invalid, route, create, init, closed or context; panic if a callback panicked through it; "" if granted
@@ -103,7 +104,7 @@ type RouteEvent struct {
 	Group    string // the route's client group; "" if it failed
 	Tier     string
 	Refresh  bool  // a resolution again, after the route TTL or by Manager.Refresh
-	Err      error // wraps ErrRoute or ErrInvalidTenant if it failed
+	Err      error // wraps ErrRoute or ErrInvalidTenant if it failed; if a callback panicked, an error that wraps neither
 	Start    time.Time
 	Duration time.Duration
 }
@@ -112,7 +113,7 @@ type RouteEvent struct {
 type InitEvent struct {
 	TenantID string
 	Group    string
-	Err      error // wraps ErrInit if it failed
+	Err      error // wraps ErrInit if it failed; if the init hook panicked, an error that does not
 	Start    time.Time
 	Duration time.Duration
 }
@@ -223,12 +224,13 @@ func (m *Manager) recoverHook(name string) {
 	}
 }
 
-// clientDisconnected runs the ClientDisconnected hooks for c.
-func (m *Manager) clientDisconnected(c *client, start int64, err error) {
+// clientDisconnected runs the ClientDisconnected hooks for c, which left
+// the cache for cause why.
+func (m *Manager) clientDisconnected(c *client, why EvictionCause, start int64, err error) {
 	if len(m.hooks.disconnected) == 0 {
 		return
 	}
-	e := ClientEvent{Group: c.group(), PoolSize: c.key.poolSize, Cause: c.cause, Err: err}
+	e := ClientEvent{Group: c.group(), PoolSize: c.key.poolSize, Cause: why, Err: err}
 	e.Start, e.Duration = m.span(start)
 	for _, h := range m.hooks.disconnected {
 		func() {

@@ -313,13 +313,17 @@ func TestTierStats(t *testing.T) {
 		{Tier: "free", Tenants: 1, Bound: 1, Leases: 1},
 		{Tier: "premium", Tenants: 2, Bound: 2, Leases: 2},
 	}, m.TierStats())
+	require.NoError(t, m.Evict(context.Background(), "p1"))
+	assert.Equal(t, []mongotenant.TierStats{
+		{Tier: "free", Tenants: 1, Bound: 1, Leases: 1},
+		{Tier: "premium", Tenants: 2, Bound: 1, Leases: 2},
+	}, m.TierStats(), "an evicted tenant's leases stay in its last tier until released")
 	l1.Release()
 	l2.Release()
 	l3.Release()
 	require.NoError(t, m.Evict(context.Background(), "p2"))
 	assert.Equal(t, []mongotenant.TierStats{
 		{Tier: "free", Tenants: 1, Bound: 1},
-		{Tier: "premium", Tenants: 1, Bound: 1},
 	}, m.TierStats())
 }
 

@@ -65,6 +65,10 @@ type Manager struct {
 	rng         *rand.Rand            // draws LRU victims
 	closeErrs   []error               // Disconnect errors of clients closed by Close
 
+	// pingMu guards pinging. It is taken before mu, never after.
+	pingMu  sync.Mutex
+	pinging *pingFlight // the ping of PingDeployment's own client, while one runs
+
 	housekeeping atomic.Bool    // the housekeeper runs; set under mu when it starts
 	housekeeper  sync.WaitGroup // the housekeeper
 	background   sync.WaitGroup // route refreshes

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -70,7 +71,8 @@ type config struct {
 	hooks             []Hooks
 	commandStats      bool
 	slowCommand       time.Duration
-	clock             clock // nil: the real clock; tests set a fake
+	clock             clock              // nil: the real clock; tests set a fake
+	pingMonitor       *event.PoolMonitor // set by tests: the pool events of PingDeployment's own clients
 }
 
 func defaultConfig() config {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -26,17 +27,23 @@ func (m *Manager) Ping(ctx context.Context, tenantID string) error {
 
 // PingDeployment checks that the deployment at the URI given to [New]
 // answers, for a readiness check. It pings through a cached client of that
-// deployment, which it keeps connected meanwhile as a lease would; if there
-// is none, through a client of its own with a pool of one, connected for
-// the ping and disconnected before it returns, outside the connection
-// budget. Errors wrap [ErrClosed] or the driver's error.
+// deployment, which it keeps connected meanwhile as a lease would. If there
+// is none (no tenant is active, say), it pings through a client of its
+// own, with a pool of one and none of the monitors set with
+// [WithClientOptions], connected for the ping and disconnected after it,
+// outside the connection budget. There is at most one such client at a
+// time: concurrent callers share its ping, each waiting until its own ctx
+// ends; Close cancels it.
+//
+// Errors wrap [ErrClosed], [ErrCreateClient], ctx's error, or the driver's
+// error for the ping.
 func (m *Manager) PingDeployment(ctx context.Context) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
 	c := m.pinDefault()
 	if c == nil {
-		return pingOnce(ctx, m.def, m.cfg.disconnectTimeout)
+		return m.pingShared(ctx)
 	}
 	err := c.mc.Ping(ctx, nil)
 	m.mu.Lock()
@@ -65,12 +72,51 @@ func (m *Manager) pinDefault() *client {
 	return nil
 }
 
-// pingOnce connects a client with a pool of one to cl, pings, and
-// disconnects it.
-func pingOnce(ctx context.Context, cl *cluster, timeout time.Duration) error {
+// pingFlight is the ping of the Manager's own client, shared by the
+// callers of PingDeployment that arrive while it runs.
+type pingFlight struct {
+	done chan struct{} // closed when err is set
+	err  error
+}
+
+// pingShared waits for the ping of the Manager's own client, starting one
+// if none is under way. The ping runs in the background, with a ctx that
+// Close cancels, so that no caller's ctx ends it for the others.
+func (m *Manager) pingShared(ctx context.Context) error {
+	m.pingMu.Lock()
+	f := m.pinging
+	if f == nil {
+		f = &pingFlight{done: make(chan struct{})}
+		started := m.goBackground(func(bg context.Context) {
+			err := pingOnce(bg, m.def, m.cfg.disconnectTimeout, m.cfg.pingMonitor)
+			m.pingMu.Lock()
+			f.err, m.pinging = err, nil
+			m.pingMu.Unlock()
+			close(f.done)
+		})
+		if !started {
+			m.pingMu.Unlock()
+			return ErrClosed
+		}
+		m.pinging = f
+	}
+	m.pingMu.Unlock()
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return fmt.Errorf("mongotenant: ping: %w", ctxError(ctx))
+	}
+}
+
+// pingOnce connects a client with a pool of one to cl, without the user's
+// monitors (it is no tenant's client), pings, and disconnects it. Tests
+// watch its client with pingMonitor.
+func pingOnce(ctx context.Context, cl *cluster, timeout time.Duration, pingMonitor *event.PoolMonitor) error {
 	o := *cl.opts
 	one := uint64(1)
 	o.MaxPoolSize = &one
+	o.Monitor, o.PoolMonitor, o.ServerMonitor = nil, pingMonitor, nil
 	mc, err := mongo.Connect(&o)
 	if err != nil {
 		return fmt.Errorf("%w: the driver refused the client options; its message is withheld because it can quote them", ErrCreateClient)

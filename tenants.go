@@ -4,6 +4,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"unique"
 )
 
 // Tenants returns an iterator over the tenants bound to a client and their
@@ -21,12 +22,14 @@ func (m *Manager) Tenants() iter.Seq2[string, TenantStats] {
 	}
 }
 
-// TierStats is a snapshot of the tenants of one tier.
+// TierStats is a snapshot of the tenants of one tier: the tier of their
+// route, or of the last route they had if it was forgotten (by Evict,
+// say) while they still hold leases.
 type TierStats struct {
 	Tier    string // "" for tenants without one
-	Tenants int    // tenants the Manager holds in the tier: bound, leased or being acquired with a route
+	Tenants int    // tenants the Manager holds that have or had a route in the tier
 	Bound   int    // those bound to a client
-	Leases  int    // their outstanding leases
+	Leases  int    // their outstanding leases, on their current client and any they left
 }
 
 // TierStats returns a snapshot per tier, sorted by tier. Unlike [Manager.Stats]
@@ -34,16 +37,18 @@ type TierStats struct {
 // tenant, so call it from an admin endpoint or a scrape, not per request.
 func (m *Manager) TierStats() []TierStats {
 	tiers := make(map[string]*TierStats)
+	var never unique.Handle[routeShape]
 	m.tenants.all(func(t *tenant) bool {
 		t.mu.Lock()
-		routed := t.phase == phaseRouted || t.phase == phaseBound
+		counted := t.phase != phaseDropped && t.route != never
 		var tier string
-		if routed {
+		if counted {
 			tier = t.route.Value().tier
 		}
 		bound := t.phase == phaseBound
+		leases := int(leasesOf(t.word.Load()) + t.carried.Load()) // under t.mu: detaching moves leases from one to the other
 		t.mu.Unlock()
-		if !routed {
+		if !counted {
 			return true
 		}
 		ts := tiers[tier]
@@ -55,7 +60,7 @@ func (m *Manager) TierStats() []TierStats {
 		if bound {
 			ts.Bound++
 		}
-		ts.Leases += int(leasesOf(t.word.Load()) + t.carried.Load())
+		ts.Leases += leases
 		return true
 	})
 	out := make([]TierStats, 0, len(tiers))

@@ -28,8 +28,8 @@ import (
 //	GET    /tiers         200, [mongotenant.Manager.TierStats]: a list, one per tier; O(tenants)
 //	GET    /tenants       200, a page of tenants with their stats, sorted by ID:
 //	                      {"tenants": [...], "next": "<ID>"}; ?limit=N (default 100, at most
-//	                      1000) and ?after=<ID> for the page after next; next is "" on the last
-//	                      page. O(tenants) per page. 400 for a bad limit.
+//	                      1000) and ?after=<ID> for the page after next; next is "" when no
+//	                      tenant came after the page. O(tenants) per page. 400 for a bad limit.
 //	GET    /tenants/{id}  200, mongotenant.TenantStats; 404 if m holds no client for id
 //	DELETE /tenants/{id}  204 after Manager.Evict; 404 if m holds no client for id,
 //	                      400 for an invalid ID, 503 if m is closed
@@ -120,17 +120,26 @@ type page struct {
 }
 
 // tenantPage returns the limit tenants with the smallest IDs above after,
-// keeping no more than limit of them at any time.
+// keeping no more than limit of them at any time, and the cursor of the
+// next page if any tenant comes after them. An ID the iterator yields
+// twice (dropped and acquired again meanwhile) is listed once.
 func tenantPage(m *mongotenant.Manager, after string, limit int) page {
 	var h idHeap
+	held := make(map[string]bool, limit)
+	more := false // a tenant after the page was seen
 	for id, ts := range m.Tenants() {
 		switch {
-		case id <= after && after != "":
+		case id <= after && after != "", held[id]:
 		case len(h) < limit:
 			heap.Push(&h, entry{id, ts})
+			held[id] = true
 		case id < h[0].id:
+			delete(held, h[0].id)
 			h[0] = entry{id, ts}
 			heap.Fix(&h, 0)
+			held[id], more = true, true
+		default:
+			more = true
 		}
 	}
 	slices.SortFunc(h, func(a, b entry) int { return cmp.Compare(a.id, b.id) })
@@ -138,7 +147,7 @@ func tenantPage(m *mongotenant.Manager, after string, limit int) page {
 	for _, e := range h {
 		p.Tenants = append(p.Tenants, tenantObject(e.id, e.ts))
 	}
-	if len(h) == limit {
+	if more {
 		p.Next = h[len(h)-1].id
 	}
 	return p

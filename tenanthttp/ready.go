@@ -26,7 +26,10 @@ const DefaultReadyTimeout = 2 * time.Second
 // answers every method; it is safe for concurrent use.
 //
 // A named tenant is acquired like any other: its client is created at the
-// first check, and kept cached by the following ones.
+// first check, and kept cached by the following ones. When no tenant
+// client of the deployment is cached, the deployment check connects a
+// short-lived client of the Manager's; concurrent checks share it, so
+// probes cannot multiply clients.
 func Ready(m *mongotenant.Manager, timeout time.Duration, tenants ...string) http.Handler {
 	if timeout <= 0 {
 		timeout = DefaultReadyTimeout
