@@ -105,13 +105,28 @@ func TestObservabilityUnderLoad(t *testing.T) {
 	require.Zero(t, failed.Load(), "writes failed")
 	t.Logf("%d scrapes during the load", scrapes)
 
-	s := m.Stats()
+	// Evicted clients are disconnected in the background, and a Disconnect
+	// sends endSessions, a command: wait until none is left, then compare
+	// each export with Stats taken before and after it, once they agree.
+	waitFor(t, "evicted clients to be disconnected", func() bool { return m.Stats().Retiring == 0 })
+	settled := func(export func()) mongotenant.Stats {
+		for i := 0; ; i++ {
+			before := m.Stats()
+			export()
+			if after := m.Stats(); after == before {
+				return after
+			}
+			require.Less(t, i, 1000, "Stats never settled")
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var ms map[string]metricdata.Metrics
+	s := settled(func() { ms = collect(t, reader) })
 	require.Equal(t, 0, s.Leases)
 	assert.Positive(t, s.EvictedLRU)
 	assert.Positive(t, s.Recycled)
 
 	// OpenTelemetry metrics against Stats.
-	ms := collect(t, reader)
 	otelCheck := func(want any, name string, match ...string) {
 		t.Helper()
 		assert.EqualValues(t, want, otelValue(t, ms, name, match...), "otel %s %v", name, match)
@@ -144,7 +159,8 @@ func TestObservabilityUnderLoad(t *testing.T) {
 	otelCheck(commands, "mongotenant.commands")
 
 	// Prometheus against Stats.
-	fams := scrape(t, srv.URL)
+	var fams map[string]*dto.MetricFamily
+	s = settled(func() { fams = scrape(t, srv.URL) })
 	promCheck := func(want any, name string, match ...string) {
 		t.Helper()
 		assert.EqualValues(t, want, promValue(t, fams, name, match...), "prometheus %s %v", name, match)

@@ -211,8 +211,19 @@ func TestMetricsMatchStats(t *testing.T) {
 	held := acquire(t, s.m, "tenant-0")
 	defer held.Release()
 
-	st := s.m.Stats()
-	ms := metrics(t, s.reader)
+	// Evicted clients are disconnected in the background: compare a
+	// collection with Stats taken before and after it, once they agree.
+	var st mongotenant.Stats
+	var ms map[string]metricdata.Metrics
+	for i := 0; ; i++ {
+		before := s.m.Stats()
+		ms = metrics(t, s.reader)
+		if st = s.m.Stats(); st == before {
+			break
+		}
+		require.Less(t, i, 1000, "Stats never settled")
+		time.Sleep(time.Millisecond)
+	}
 	check := func(want any, name string, match ...string) {
 		t.Helper()
 		assert.EqualValues(t, want, value(t, ms, name, match...), "%s %v", name, match)

@@ -109,8 +109,19 @@ func TestScrape(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	s := m.Stats()
-	fams := scrape(t, srv.URL)
+	// Evicted clients are disconnected in the background: compare a scrape
+	// with Stats taken before and after it, once they agree.
+	var s mongotenant.Stats
+	var fams map[string]*dto.MetricFamily
+	for i := 0; ; i++ {
+		before := m.Stats()
+		fams = scrape(t, srv.URL)
+		if s = m.Stats(); s == before {
+			break
+		}
+		require.Less(t, i, 1000, "Stats never settled")
+		time.Sleep(time.Millisecond)
+	}
 	check := func(want any, name string, match ...string) {
 		t.Helper()
 		assert.EqualValues(t, want, sample(t, fams, name, match...), "%s %v", name, match)
