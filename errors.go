@@ -43,6 +43,18 @@ var (
 	// ([WithInit]) fails for the tenant; the next Acquire runs it again.
 	ErrInit = errors.New("mongotenant: tenant init failed")
 
+	// ErrUnknownTenant is for a Router (a tenant catalog) to wrap when it
+	// does not know the tenant: Acquire fails with ErrRoute wrapping it.
+	// If a route refresh finds it, the tenant is evicted as by
+	// [Manager.Evict]: leases already granted finish, new ones are refused.
+	ErrUnknownTenant = errors.New("mongotenant: unknown tenant")
+
+	// ErrTenantSuspended is for a Router to wrap when the tenant exists
+	// but may not be served. Acquire fails with ErrRoute wrapping it, and
+	// a route refresh that finds it evicts the tenant, as for
+	// ErrUnknownTenant.
+	ErrTenantSuspended = errors.New("mongotenant: tenant suspended")
+
 	// ErrInvalidOption is returned by [New] (and by [PlanCapacity]) for
 	// impossible settings, and by [Manager.Database] for a ctx that never
 	// ends.

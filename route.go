@@ -225,6 +225,10 @@ func funcPointer(f any) uintptr {
 // already granted too. A tenant the Manager does not hold is resolved afresh
 // at its next Acquire, so Refresh returns nil for it.
 //
+// A Router error wrapping [ErrUnknownTenant] or [ErrTenantSuspended] evicts
+// the tenant, here as in the background refresh after the route TTL: its
+// leases finish, and its next Acquire asks the Routers again.
+//
 // Errors wrap [ErrRoute], [ErrInvalidTenant] or [ErrClosed]. A panicking
 // Router panics here too, leaving the old route in place.
 func (m *Manager) Refresh(ctx context.Context, tenantID string) error {
@@ -254,6 +258,11 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 
 	s, err := m.resolve(ctx, t.id, name, true)
 	if err != nil {
+		if gone(err) {
+			m.refreshes.Add(1)
+			_ = m.evict(ctx, t.id, false) // counted and logged; a tenant already gone is fine
+			m.cfg.logger.Debug("mongotenant: tenant unknown or suspended: evicted", "tenant", t.id)
+		}
 		return err
 	}
 	m.refreshes.Add(1)
@@ -293,6 +302,11 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 	return nil
 }
 
+// gone reports whether a Router said the tenant may no longer be served.
+func gone(err error) bool {
+	return errors.Is(err, ErrUnknownTenant) || errors.Is(err, ErrTenantSuspended)
+}
+
 // refreshLater resolves t's route again in the background. Release calls
 // it once the route is older than the route TTL, off the Acquire path.
 func (m *Manager) refreshLater(t *tenant) {
@@ -315,7 +329,7 @@ func (m *Manager) backgroundRefresh(ctx context.Context, t *tenant) {
 		}
 	}()
 	err := m.refresh(ctx, t, m.cfg.databaseName(t.id))
-	if err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+	if err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil && !gone(err) {
 		m.cfg.logger.Warn("mongotenant: route refresh failed; the old route is kept", m.tenantAttr(t.id), "error", err)
 		t.routedAt.Store(m.coarse.Load())
 		m.refreshErrors.Add(1)

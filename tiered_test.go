@@ -3,6 +3,8 @@ package mongotenant_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,4 +183,47 @@ func TestEvictResolvesTheRouteAgainEvenWhenLeased(t *testing.T) {
 	acquire(t, m, "acme").Release()
 	assert.Equal(t, int32(2), calls.Load(), "resolved again")
 	held.Release()
+}
+
+// TestARefreshThatFindsTheTenantGoneEvictsIt: when a Router says a cached
+// tenant is suspended or unknown, at a background refresh or at Refresh,
+// the tenant is evicted (its lease finishes), counted as a refresh and not
+// as a refresh error, and not logged at Warn; new acquisitions are refused.
+func TestARefreshThatFindsTheTenantGoneEvictsIt(t *testing.T) {
+	for _, sentinel := range []error{mongotenant.ErrTenantSuspended, mongotenant.ErrUnknownTenant} {
+		t.Run(sentinel.Error(), func(t *testing.T) {
+			var goneNow atomic.Bool
+			var logs syncBuffer
+			m, clock := newFakeManager(t, mongotenant.WithRouteTTL(time.Minute),
+				mongotenant.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+				mongotenant.WithRouter(func(context.Context, string, *mongotenant.Route) error {
+					if goneNow.Load() {
+						return fmt.Errorf("catalog says: %w", sentinel)
+					}
+					return nil
+				}))
+			acquire(t, m, "acme").Release()
+			goneNow.Store(true)
+			clock.Advance(2 * time.Minute)
+			held := acquire(t, m, "acme") // still cached: the route is refreshed after a Release
+			acquire(t, m, "acme").Release()
+			waitFor(t, "the refresh", func() bool { return m.Stats().EvictedByApp == 1 })
+			s := m.Stats()
+			assert.Equal(t, uint64(1), s.RouteRefreshes)
+			assert.Zero(t, s.RouteRefreshErrors)
+			assert.Equal(t, 1, s.Retiring, "the evicted client serves its last lease")
+			_, err := m.Acquire(context.Background(), "acme")
+			require.ErrorIs(t, err, sentinel)
+			held.Release()
+			waitFor(t, "the client to go", func() bool { return m.Stats().Retiring == 0 })
+			assert.Empty(t, logs.String())
+
+			goneNow.Store(false)
+			acquire(t, m, "acme").Release()
+			goneNow.Store(true)
+			require.ErrorIs(t, m.Refresh(context.Background(), "acme"), sentinel)
+			_, ok := m.TenantStats("acme")
+			assert.False(t, ok, "Refresh evicts it too")
+		})
+	}
 }

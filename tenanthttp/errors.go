@@ -37,6 +37,10 @@ func classify(err error) (status int, message string) {
 		return http.StatusTooManyRequests, "tenant busy"
 	case errors.Is(err, mongotenant.ErrTenantNotFound):
 		return http.StatusNotFound, "tenant not found"
+	case errors.Is(err, mongotenant.ErrUnknownTenant):
+		return http.StatusNotFound, "unknown tenant"
+	case errors.Is(err, mongotenant.ErrTenantSuspended):
+		return http.StatusForbidden, "tenant suspended"
 	default:
 		// ErrBudgetExceeded, ErrClosed, a failed Router or tier lookup, a
 		// deadline, or a client that went away: none of them is the client's

@@ -62,9 +62,12 @@ func WithErrorHandler(handle func(w http.ResponseWriter, r *http.Request, status
 //	no tenant (ErrNoTenant)                        400 missing tenant
 //	mongotenant.ErrInvalidTenant                   400 invalid tenant
 //	ErrUnauthenticated                             401 unauthenticated
+//	mongotenant.ErrTenantSuspended (from a Router) 403 tenant suspended
+//	mongotenant.ErrUnknownTenant (from a Router)   404 unknown tenant
 //	mongotenant.ErrTenantBusy                      429 tenant busy, Retry-After
 //	anything else: mongotenant.ErrBudgetExceeded,
-//	ErrClosed, a Router's error, the context's     503 service unavailable, Retry-After
+//	ErrClosed, a Router's other errors (a catalog
+//	that cannot be reached), the context's         503 service unavailable, Retry-After
 //
 // Middleware panics if m or extract is nil. The handler it returns is safe
 // for concurrent use.
