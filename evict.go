@@ -1,6 +1,11 @@
 package mongotenant
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
 
 // An EvictionCause says why a client left the cache, or a tenant left its
 // client. Each has a counter in [Stats].
@@ -269,4 +274,43 @@ func (m *Manager) victimLocked(unleasedOnly bool, except *client) *client {
 		return idle
 	}
 	return leased
+}
+
+// Drain evicts tenantID, as [Manager.Evict] does, and waits until the
+// leases it held are released, or ctx ends. It does not keep new
+// acquisitions out: have the Routers refuse the tenant first (a catalog
+// that marks it suspended, say), or they bind it again. A tenant the
+// Manager does not hold is drained already. Errors wrap
+// [ErrInvalidTenant], [ErrClosed], or ctx's error.
+func (m *Manager) Drain(ctx context.Context, tenantID string) error {
+	if err := m.evict(ctx, tenantID, false); err != nil && !errors.Is(err, ErrTenantNotFound) {
+		return err
+	}
+	wait := time.Millisecond
+	for m.leasesOf(tenantID) > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("mongotenant: drain: leases outstanding: %w", ctxError(ctx))
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+	return nil
+}
+
+// leasesOf returns the leases tenantID holds, on its client and any it
+// left.
+func (m *Manager) leasesOf(tenantID string) int {
+	t := m.tenants.load(tenantID)
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.phase == phaseDropped {
+		return 0
+	}
+	return int(leasesOf(t.word.Load()) + t.carried.Load())
 }

@@ -248,6 +248,12 @@ func (m *Manager) Close(ctx context.Context) error {
 	return errors.Join(append([]error{err}, m.closeErrs...)...)
 }
 
+// DatabaseName returns the database tenantID maps to by the naming
+// function ([WithDatabaseName]), checked as Acquire checks it. A Router
+// may put the tenant's database elsewhere ([Route.Database]). Errors wrap
+// [ErrInvalidTenant].
+func (m *Manager) DatabaseName(tenantID string) (string, error) { return m.validate(tenantID) }
+
 // tenantAttr is the tenant attribute for log lines at Info and above: present
 // only if the user opted in.
 func (m *Manager) tenantAttr(id string) slog.Attr {

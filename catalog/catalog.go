@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"iter"
 	"maps"
+	"slices"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -35,11 +36,15 @@ import (
 // State is a tenant's place in its life.
 type State string
 
-// Tenant states. Only active tenants are served.
+// Tenant states. Only active tenants are served: the Router refuses the
+// others with mongotenant.ErrTenantSuspended, and offboarded ones (a
+// tombstone) with mongotenant.ErrUnknownTenant.
 const (
-	Active      State = "active"
-	Suspended   State = "suspended"
-	Offboarding State = "offboarding"
+	Provisioning State = "provisioning" // registered, its database not yet ready
+	Active       State = "active"
+	Suspended    State = "suspended"
+	Offboarding  State = "offboarding" // being drained and dropped
+	Offboarded   State = "offboarded"  // a tombstone: gone, its ID kept
 )
 
 // Tenant is a catalog entry.
@@ -122,7 +127,8 @@ func New(coll *mongo.Collection, opts ...Option) (*Catalog, error) {
 }
 
 // Register adds a tenant, active unless t says otherwise, with its
-// timestamps set now. It fails with ErrExists if the ID is taken.
+// timestamps set now. It replaces an offboarded tenant's tombstone, and
+// fails with ErrExists if the ID is otherwise taken.
 func (c *Catalog) Register(ctx context.Context, t Tenant) (Tenant, error) {
 	if t.State == "" {
 		t.State = Active
@@ -133,10 +139,16 @@ func (c *Catalog) Register(ctx context.Context, t Tenant) (Tenant, error) {
 	now := c.now().UTC().Truncate(time.Millisecond)
 	t.Created, t.Updated = now, now
 	if _, err := c.coll.InsertOne(ctx, t); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
+		if !mongo.IsDuplicateKeyError(err) {
+			return Tenant{}, fmt.Errorf("catalog: register: %w", err)
+		}
+		res, err := c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: t.ID}, {Key: "state", Value: Offboarded}}, t)
+		if err != nil {
+			return Tenant{}, fmt.Errorf("catalog: register: %w", err)
+		}
+		if res.MatchedCount == 0 {
 			return Tenant{}, ErrExists
 		}
-		return Tenant{}, fmt.Errorf("catalog: register: %w", err)
 	}
 	if c.negative != nil {
 		c.negative.Remove(t.ID)
@@ -269,7 +281,10 @@ func (c *Catalog) Router(tiers map[string]mongotenant.Tier) mongotenant.Router {
 		if err != nil {
 			return err
 		}
-		if t.State != Active {
+		switch {
+		case t.State == Offboarded:
+			return fmt.Errorf("catalog: offboarded: %w", mongotenant.ErrUnknownTenant)
+		case t.State != Active && !admitted(ctx, t.State):
 			return fmt.Errorf("catalog: %s: %w", t.State, mongotenant.ErrTenantSuspended)
 		}
 		if t.Tier != "" {
@@ -296,6 +311,24 @@ func (c *Catalog) Router(tiers map[string]mongotenant.Tier) mongotenant.Router {
 	}
 }
 
+// admitKey marks a ctx whose acquisitions the Router serves in more states
+// than active.
+type admitKey struct{}
+
+// Admit returns a ctx under which the Router also serves tenants in
+// states: for provisioning and offboarding work on a tenant's database
+// through the Manager. The Manager caches the route it resolves under
+// this ctx until the route TTL, so evict the tenant when the work is done
+// (the lifecycle package does).
+func Admit(ctx context.Context, states ...State) context.Context {
+	return context.WithValue(ctx, admitKey{}, slices.Clone(states))
+}
+
+func admitted(ctx context.Context, s State) bool {
+	states, _ := ctx.Value(admitKey{}).([]State)
+	return slices.Contains(states, s)
+}
+
 func (c *Catalog) knownUnknown(id string) bool {
 	if c.negative == nil {
 		return false
@@ -316,4 +349,10 @@ func (c *Catalog) rememberUnknown(id string) {
 	}
 }
 
-func (s State) valid() bool { return s == Active || s == Suspended || s == Offboarding }
+func (s State) valid() bool {
+	switch s {
+	case Provisioning, Active, Suspended, Offboarding, Offboarded:
+		return true
+	}
+	return false
+}
