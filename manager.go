@@ -82,6 +82,7 @@ type Manager struct {
 
 	created          atomic.Uint64
 	recycled         atomic.Uint64
+	transients       atomic.Uint64
 	slowGrants       atomic.Uint64 // leases the slow path granted, served or not: see Stats.Leases
 	misses           atomic.Uint64
 	waits            atomic.Uint64

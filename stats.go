@@ -19,8 +19,9 @@ type Stats struct {
 	InUseConnections int // pooled connections checked out
 
 	// Counters of clients.
-	Created  uint64 // clients connected
-	Recycled uint64 // evicted clients handed to a new tenant instead of being disconnected (see WithClientRecycling)
+	Created   uint64 // clients connected
+	Recycled  uint64 // evicted clients handed to a new tenant instead of being disconnected (see WithClientRecycling)
+	Transient uint64 // clients ForEach connected for tenants without a cached client, never cached
 
 	// Counters of acquisitions. Every Acquire is a hit, a miss or a refusal.
 	Hits         uint64        // leases served from the cache: no route resolved, no client bound or created, no init run, no wait
@@ -91,6 +92,7 @@ func (m *Manager) Stats() Stats {
 		Waiting:            int(m.waiting.Load()),
 		Created:            m.created.Load(),
 		Recycled:           m.recycled.Load(),
+		Transient:          m.transients.Load(),
 		Waits:              m.waits.Load(),
 		WaitDuration:       time.Duration(m.waitTime.Load()),
 		RefusedBusy:        m.refused[refusedBusy].Load(),

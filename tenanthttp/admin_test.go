@@ -92,7 +92,7 @@ func TestAdmin(t *testing.T) {
 		"evicted_lru", "evicted_route", "expired_tenants", "hits", "in_use_connections", "leases",
 		"max_clients", "misses", "open_connections", "recycled", "refused", "refused_budget", "refused_busy",
 		"refused_closed", "refused_context", "refused_create", "refused_init", "refused_invalid",
-		"refused_route", "retiring", "route_refresh_errors", "route_refreshes", "tenants", "wait_ms",
+		"refused_route", "retiring", "route_refresh_errors", "route_refreshes", "tenants", "transient", "wait_ms",
 		"waiting", "waits",
 	}, keys(stats), "the documented keys")
 	assert.EqualValues(t, 100, stats["max_clients"])

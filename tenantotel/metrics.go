@@ -115,13 +115,13 @@ func outcomeSet(hit bool, reason string) attribute.Set {
 
 // snapshotInstruments read the Manager's snapshots at each collection.
 type snapshotInstruments struct {
-	connCount, connMax                                                     metric.Int64ObservableUpDownCounter
-	clients, tenants, leases, waiting, budgetUsed, budgetLimit, maxClients metric.Int64ObservableUpDownCounter
-	acquisitions, refusals, waits, evictions, created                      metric.Int64ObservableCounter
-	recycled, disconnects, disconnectsBusy, disconnectErrors, expired      metric.Int64ObservableCounter
-	refreshes, refreshErrors, commands, slowCommands                       metric.Int64ObservableCounter
-	waitTotal, commandTime                                                 metric.Float64ObservableCounter
-	tierTenants, tierLeases                                                metric.Int64ObservableUpDownCounter
+	connCount, connMax                                                           metric.Int64ObservableUpDownCounter
+	clients, tenants, leases, waiting, budgetUsed, budgetLimit, maxClients       metric.Int64ObservableUpDownCounter
+	acquisitions, refusals, waits, evictions, created                            metric.Int64ObservableCounter
+	recycled, transient, disconnects, disconnectsBusy, disconnectErrors, expired metric.Int64ObservableCounter
+	refreshes, refreshErrors, commands, slowCommands                             metric.Int64ObservableCounter
+	waitTotal, commandTime                                                       metric.Float64ObservableCounter
+	tierTenants, tierLeases                                                      metric.Int64ObservableUpDownCounter
 }
 
 func registerSnapshots(mt metric.Meter, m *mongotenant.Manager, tiers bool) (metric.Registration, error) {
@@ -164,6 +164,7 @@ func registerSnapshots(mt metric.Meter, m *mongotenant.Manager, tiers bool) (met
 	s.evictions = counter("mongotenant.evictions", "{client}", "Clients removed from the cache, by cause.")
 	s.created = counter("mongotenant.clients.created", "{client}", "Clients connected.")
 	s.recycled = counter("mongotenant.clients.recycled", "{client}", "Evicted clients handed to a new tenant instead of being disconnected.")
+	s.transient = counter("mongotenant.clients.transient", "{client}", "Clients ForEach connected for tenants without a cached client, never cached.")
 	s.disconnects = counter("mongotenant.clients.disconnects", "{client}", "Clients disconnected.")
 	s.disconnectsBusy = counter("mongotenant.clients.disconnects_busy", "{client}", "Disconnects that found pooled connections checked out: cursors that outlived their lease, or Close cutting leases short.")
 	s.disconnectErrors = counter("mongotenant.clients.disconnect_errors", "{client}", "Disconnects that returned an error.")
@@ -174,7 +175,7 @@ func registerSnapshots(mt metric.Meter, m *mongotenant.Manager, tiers bool) (met
 	s.slowCommands = counter("mongotenant.commands.slow", "{command}", "Commands at or above the slow threshold, with WithCommandStats.")
 	s.commandTime = floatCounter("mongotenant.commands.time", "s", "Total duration of commands, with WithCommandStats.")
 	insts := []metric.Observable{s.connCount, s.connMax, s.clients, s.tenants, s.leases, s.waiting, s.budgetUsed,
-		s.budgetLimit, s.maxClients, s.acquisitions, s.refusals, s.waits, s.waitTotal, s.evictions, s.created, s.recycled,
+		s.budgetLimit, s.maxClients, s.acquisitions, s.refusals, s.waits, s.waitTotal, s.evictions, s.created, s.recycled, s.transient,
 		s.disconnects, s.disconnectsBusy, s.disconnectErrors, s.expired, s.refreshes, s.refreshErrors, s.commands, s.slowCommands, s.commandTime}
 	if tiers {
 		s.tierTenants = upDown("mongotenant.tier.tenants", "{tenant}", "Tenants with a route, by tier.")
@@ -219,6 +220,7 @@ func (s *snapshotInstruments) observe(o metric.Observer, m *mongotenant.Manager,
 	}
 	o.ObserveInt64(s.created, int64(st.Created))
 	o.ObserveInt64(s.recycled, int64(st.Recycled))
+	o.ObserveInt64(s.transient, int64(st.Transient))
 	o.ObserveInt64(s.disconnects, int64(st.Disconnects))
 	o.ObserveInt64(s.disconnectsBusy, int64(st.DisconnectsBusy))
 	o.ObserveInt64(s.disconnectErrors, int64(st.DisconnectErrors))

@@ -46,7 +46,8 @@ type Collector struct {
 type descs struct {
 	clients, tenants, leases, waiting, budgetUsed, budgetLimit, maxClients *prometheus.Desc
 	acquisitions, refusals, waits, waitSeconds, evictions, created         *prometheus.Desc
-	recycled, disconnects, disconnectsBusy, disconnectErrors, expired      *prometheus.Desc
+	recycled, transient, disconnects, disconnectsBusy, disconnectErrors    *prometheus.Desc
+	expired                                                                *prometheus.Desc
 	refreshes, refreshErrors                                               *prometheus.Desc
 	connections, connectionsMax, commands, slowCommands, commandSeconds    *prometheus.Desc
 	tierTenants, tierLeases                                                *prometheus.Desc
@@ -78,6 +79,7 @@ func NewCollector(m *mongotenant.Manager, opts ...Option) *Collector {
 		evictions:        desc("evictions_total", "Clients removed from the cache, by cause.", "cause"),
 		created:          desc("clients_created_total", "Clients connected."),
 		recycled:         desc("clients_recycled_total", "Evicted clients handed to a new tenant instead of being disconnected."),
+		transient:        desc("clients_transient_total", "Clients ForEach connected for tenants without a cached client, never cached."),
 		disconnects:      desc("clients_disconnects_total", "Clients disconnected."),
 		disconnectsBusy:  desc("clients_disconnects_busy_total", "Disconnects that found pooled connections checked out."),
 		disconnectErrors: desc("clients_disconnect_errors_total", "Disconnects that returned an error."),
@@ -140,6 +142,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.evictions, s.EvictedRoute, mongotenant.EvictionRoute.String())
 	counter(d.created, s.Created)
 	counter(d.recycled, s.Recycled)
+	counter(d.transient, s.Transient)
 	counter(d.disconnects, s.Disconnects)
 	counter(d.disconnectsBusy, s.DisconnectsBusy)
 	counter(d.disconnectErrors, s.DisconnectErrors)

@@ -1,0 +1,221 @@
+package mongotenant
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// ForEachOptions configure [Manager.ForEach].
+type ForEachOptions struct {
+	// Parallelism is how many tenants are worked on at once. Default 1.
+	Parallelism int
+
+	// Progress, if not nil, is called after each tenant, from one
+	// goroutine at a time, never concurrently.
+	Progress func(ForEachProgress)
+}
+
+// ForEachResult is what [Manager.ForEach] did for one tenant.
+type ForEachResult struct {
+	TenantID  string
+	Transient bool  // it was served by a transient client: it had no cached client
+	Err       error // fn's error, or why the tenant could not be served
+}
+
+// ForEachProgress is passed to ForEachOptions.Progress after each tenant.
+type ForEachProgress struct {
+	Done, Failed int // tenants finished so far, and those that failed
+	Last         ForEachResult
+}
+
+// ForEach runs fn for each tenant ids yields, opts.Parallelism at a time,
+// for jobs over many tenants (migrations, reports, clean-ups) that must
+// not push the tenants serving traffic out of the cache. A tenant whose
+// client is cached is leased as by [Manager.Do]. Any other is served by a
+// transient client, made for the tenant's route (Routers included) and
+// disconnected when fn returns: it is never cached, creates no cache
+// pressure, and is counted in Stats.Transient. The init hook runs before
+// fn on a transient client, every time (init must be idempotent).
+// Transient clients are not charged to the connection budget: at most
+// Parallelism exist at once, each with its route's pool size.
+//
+// One tenant's failure does not stop the others: it is in the results,
+// which are sorted by tenant ID. When ctx ends, no new tenant is started;
+// those under way get ctx. If fn, ids or Progress panics, ForEach stops
+// starting tenants, waits for those under way, and panics with the same
+// value. Close does not wait for ForEach: end its ctx first.
+func (m *Manager) ForEach(ctx context.Context, ids iter.Seq[string], fn func(ctx context.Context, tenantID string, db *mongo.Database) error, opts ForEachOptions) []ForEachResult {
+	jobs := make(chan string)
+	results := make(chan forEachOutcome)
+	halt := make(chan struct{}) // closed on the first panic: start no more tenants
+	var haltOnce sync.Once
+	stop := func() { haltOnce.Do(func() { close(halt) }) }
+	var workers sync.WaitGroup
+	for range max(opts.Parallelism, 1) {
+		workers.Go(func() {
+			for id := range jobs {
+				if ctx.Err() != nil {
+					continue // handed over as ctx ended: not started
+				}
+				results <- m.forOne(ctx, id, fn)
+			}
+		})
+	}
+	collected := make(chan forEachCollection, 1)
+	go func() { collected <- collectForEach(results, opts.Progress, stop) }()
+
+	finish := func() forEachCollection {
+		close(jobs)
+		workers.Wait()
+		close(results)
+		return <-collected
+	}
+	fed := false
+	defer func() {
+		if !fed { // ids panicked: join everything, then let its panic go on
+			finish()
+		}
+	}()
+feed:
+	for id := range ids {
+		select {
+		case <-ctx.Done():
+			break feed
+		case <-halt:
+			break feed
+		case jobs <- id:
+		}
+	}
+	fed = true
+	c := finish()
+	if c.panicked {
+		panic(c.panicValue)
+	}
+	return c.results
+}
+
+// forEachOutcome is one tenant's result, or the panic of its fn.
+type forEachOutcome struct {
+	ForEachResult
+	panicked   bool
+	panicValue any
+}
+
+// forOne serves one tenant to fn, recovering fn's panic.
+func (m *Manager) forOne(ctx context.Context, id string, fn func(context.Context, string, *mongo.Database) error) (o forEachOutcome) {
+	o.TenantID = id
+	defer func() {
+		if p := recover(); p != nil {
+			o.panicked, o.panicValue = true, p
+			o.Err = errPanicked
+		}
+	}()
+	o.Transient, o.Err = m.serveOne(ctx, id, fn)
+	return o
+}
+
+// serveOne leases id if its client is cached, or serves it by a transient
+// client.
+func (m *Manager) serveOne(ctx context.Context, id string, fn func(context.Context, string, *mongo.Database) error) (transient bool, err error) {
+	leased := func(ctx context.Context, db *mongo.Database) error { return fn(ctx, id, db) }
+	if t := m.tenants.load(id); t != nil && t.admits(t.word.Load()) {
+		return false, m.Do(ctx, id, leased) // cached and ready
+	}
+	if m.closed.Load() {
+		return false, ErrClosed
+	}
+	name, err := m.validate(id)
+	if err != nil {
+		return false, err
+	}
+	s, err := m.resolve(ctx, id, name, false)
+	if err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	c := m.clients[s.key]
+	cached := c != nil && c.state == clientCached
+	m.mu.Unlock()
+	if cached {
+		// Binding to a cached client evicts nothing. (Should the client be
+		// evicted meanwhile, Do makes a new one, as any Acquire would.)
+		return false, m.Do(ctx, id, leased)
+	}
+	return true, m.transient(ctx, id, name, s, fn)
+}
+
+// transient serves id by a client made for route s and disconnected when
+// fn returns.
+func (m *Manager) transient(ctx context.Context, id, name string, s routeShape, fn func(context.Context, string, *mongo.Database) error) error {
+	cl, err := m.clusterFor(s.key.cluster)
+	if err != nil {
+		return err
+	}
+	c := newClient(m, s.key, s.dedicated) // never published
+	mc, _, err := m.connect(cl, c)
+	if err != nil {
+		return err
+	}
+	m.transients.Add(1)
+	defer func() { _ = disconnectClient(context.Background(), m.cut, mc, m.cfg.disconnectTimeout) }()
+	if s.database != "" {
+		name = s.database
+	}
+	db := mc.Database(name)
+	if m.cfg.init != nil {
+		if err := m.cfg.init(ctx, id, db); err != nil {
+			return fmt.Errorf("%w: %w", ErrInit, err)
+		}
+	}
+	return fn(ctx, id, db)
+}
+
+// forEachCollection is what collectForEach gathered, and the first panic.
+type forEachCollection struct {
+	results    []ForEachResult
+	panicked   bool
+	panicValue any
+}
+
+// collectForEach gathers outcomes until results is closed, calling
+// progress after each. On the first panic (fn's or progress's) it calls
+// halt and calls progress no more.
+func collectForEach(results <-chan forEachOutcome, progress func(ForEachProgress), halt func()) (c forEachCollection) {
+	var p ForEachProgress
+	for o := range results {
+		c.results = append(c.results, o.ForEachResult)
+		p.Done++
+		if o.Err != nil {
+			p.Failed++
+		}
+		if o.panicked && !c.panicked {
+			c.panicked, c.panicValue = true, o.panicValue
+			halt()
+		}
+		if progress != nil && !c.panicked {
+			p.Last = o.ForEachResult
+			if v, panicked := callProgress(progress, p); panicked {
+				c.panicked, c.panicValue = true, v
+				halt()
+			}
+		}
+	}
+	slices.SortFunc(c.results, func(a, b ForEachResult) int { return cmp.Compare(a.TenantID, b.TenantID) })
+	return c
+}
+
+func callProgress(progress func(ForEachProgress), p ForEachProgress) (value any, panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			value, panicked = v, true
+		}
+	}()
+	progress(p)
+	return nil, false
+}
