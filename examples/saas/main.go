@@ -1,8 +1,10 @@
-// SaaS is the reference design's SaaS platform: every company is a tenant on
-// a billing tier that sizes its connection pool. A company is onboarded (its
-// indexes created) before its first request, e-mail addresses are unique
-// within a company but not across companies, and each company gets its own
-// analytics.
+// SaaS is the reference design's SaaS platform: every company is a tenant
+// on a billing tier that sizes its connection pool. Companies are
+// provisioned into a tenant catalog, their databases versioned by
+// migrations; e-mail addresses are unique within a company but not across
+// companies; a company can be suspended (its requests refused, its client
+// evicted) and resumed; a company that leaves is offboarded, its database
+// dropped; each company gets its own analytics.
 //
 //	go run ./examples/saas
 //
@@ -15,10 +17,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 
 	"github.com/mongotenant/mongotenant"
+	"github.com/mongotenant/mongotenant/catalog"
 	"github.com/mongotenant/mongotenant/examples/internal/example"
+	"github.com/mongotenant/mongotenant/lifecycle"
+	"github.com/mongotenant/mongotenant/migrate"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -26,16 +30,22 @@ import (
 
 func main() { example.Main(run) }
 
-// plans is the billing table: company → tier. A real service would look the
-// company up in its own database.
-var plans = map[string]string{
-	"acme":     "enterprise",
-	"globex":   "premium",
-	"initech":  "basic",
-	"umbrella": "free",
+// migrations are the companies' schema, in versions: what the reference
+// design's onboarding did in one step. A version, once released, never
+// changes; a new index is a new version.
+var migrations = []migrate.Migration{
+	{Version: 1, Name: "unique e-mail per company", Up: func(ctx context.Context, db *mongo.Database) error {
+		_, err := db.Collection("users").Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: "email", Value: 1}},
+			Options: options.Index().SetUnique(true),
+		})
+		return err
+	}},
+	{Version: 2, Name: "projects by owner", Up: func(ctx context.Context, db *mongo.Database) error {
+		_, err := db.Collection("projects").Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}})
+		return err
+	}},
 }
-
-var errNoPlan = errors.New("no billing plan")
 
 type user struct {
 	Name  string `bson:"name"`
@@ -47,62 +57,68 @@ type project struct {
 	Owner string `bson:"owner"` // the owner's e-mail
 }
 
-// companies in the order they sign up.
+// companies in the order they sign up, with their billing tiers.
 var companies = []struct {
-	id       string
+	id, tier string
 	users    []user
 	projects []project
 }{
-	{"acme",
+	{"acme", "enterprise",
 		[]user{{"Alice", "alice@example.com"}, {"Bob", "bob@example.com"}, {"Carol", "carol@example.com"}},
 		[]project{{"rockets", "alice@example.com"}, {"anvils", "alice@example.com"}, {"magnets", "bob@example.com"}, {"springs", "carol@example.com"}}},
-	{"globex",
+	{"globex", "premium",
 		[]user{{"Hank", "hank@example.com"}},
 		[]project{{"hammocks", "hank@example.com"}, {"doomsday", "hank@example.com"}}},
-	{"initech",
+	{"initech", "basic",
 		[]user{{"Peter", "peter@example.com"}, {"Michael", "michael@example.com"}, {"Samir", "samir@example.com"}},
 		[]project{{"tps-reports", "peter@example.com"}, {"y2k", "samir@example.com"}, {"jump-to-conclusions", "samir@example.com"}}},
-	{"umbrella",
+	{"umbrella", "free",
 		[]user{{"Jill", "jill@example.com"}},
 		[]project{{"hive", "jill@example.com"}}},
 }
 
 func run(ctx context.Context, w io.Writer, uri string) error {
-	if err := reset(ctx, uri); err != nil {
+	registry, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
 		return err
 	}
-
-	var onboarded atomic.Int32
+	defer registry.Disconnect(context.WithoutCancel(ctx))
+	if err := reset(ctx, registry); err != nil {
+		return err
+	}
+	cat, err := catalog.New(registry.Database("platform").Collection("tenants"))
+	if err != nil {
+		return err
+	}
+	mg, err := migrate.New(migrations)
+	if err != nil {
+		return err
+	}
 	m, err := mongotenant.New(uri,
-		// Each company's client gets its tier's pool: free 3, basic 5,
-		// premium 10, enterprise 20.
-		mongotenant.WithTiers(func(ctx context.Context, company string) (string, error) {
-			tier, ok := plans[company]
-			if !ok {
-				return "", fmt.Errorf("%s: %w", company, errNoPlan)
-			}
-			return tier, nil
-		}, nil),
-		// Runs before a company's first lease, once while the Manager holds
-		// the company, even when its first requests come in together: no
-		// request sees a collection without its indexes. It runs again for a
-		// company evicted while idle, so it is idempotent.
-		mongotenant.WithInit(func(ctx context.Context, company string, db *mongo.Database) error {
-			if err := onboard(ctx, db); err != nil {
-				return err
-			}
-			onboarded.Add(1)
-			fmt.Fprintf(w, "%-8s  onboarded on the %s plan\n", company, plans[company])
-			return nil
-		}),
+		// The catalog serves only the companies it knows, and active ones,
+		// each on its tier's pool: free 3, basic 5, premium 10, enterprise 20.
+		mongotenant.WithRouter(cat.Router(mongotenant.DefaultTiers())),
+		// A company's database is brought to the latest version before its
+		// first lease in every app instance: when a release adds a
+		// migration, each company gets it on its next request.
+		mongotenant.WithInit(mg.Init),
 	)
 	if err != nil {
 		return err
 	}
 	defer m.Close(ctx)
+	lc, err := lifecycle.New(m, cat, mg)
+	if err != nil {
+		return err
+	}
 
 	requests := 0
 	for _, c := range companies {
+		t, err := lc.Provision(ctx, c.id, lifecycle.Tier(c.tier))
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.id, err)
+		}
+		fmt.Fprintf(w, "%-8s  provisioned on the %s plan, schema version %d\n", c.id, t.Tier, t.SchemaVersion)
 		for _, u := range c.users {
 			if err := insert(ctx, m, c.id, "users", u); err != nil {
 				return fmt.Errorf("%s: %w", c.id, err)
@@ -116,7 +132,7 @@ func run(ctx context.Context, w io.Writer, uri string) error {
 			requests++
 		}
 	}
-	fmt.Fprintf(w, "onboarding ran %d times for %d companies in %d requests\n", onboarded.Load(), len(companies), requests)
+	fmt.Fprintf(w, "%d companies served %d requests\n", len(companies), requests)
 
 	// Alice signs up at acme a second time: the unique index refuses it.
 	err = insert(ctx, m, "acme", "users", user{"Alice Again", "alice@example.com"})
@@ -135,13 +151,55 @@ func run(ctx context.Context, w io.Writer, uri string) error {
 	}
 	fmt.Fprintln(w, "globex    accepted alice@example.com, an acme user too")
 
-	// A company missing from the billing table gets no client at all: the
-	// tier lookup's error comes back from the request.
+	// A company the catalog does not know gets no client at all.
 	err = insert(ctx, m, "hooli", "users", user{"Gavin", "gavin@example.com"})
-	if !errors.Is(err, errNoPlan) {
-		return fmt.Errorf("hooli: got %v, want %v", err, errNoPlan)
+	if !errors.Is(err, mongotenant.ErrUnknownTenant) {
+		return fmt.Errorf("hooli: got %v, want ErrUnknownTenant", err)
 	}
-	fmt.Fprintf(w, "hooli     refused: %v\n", errNoPlan)
+	fmt.Fprintln(w, "hooli     refused: unknown tenant")
+
+	// umbrella misses a payment. Every app instance sees the suspension
+	// within its route TTL; Refresh makes this one see it now.
+	if err := cat.SetState(ctx, "umbrella", catalog.Suspended); err != nil {
+		return err
+	}
+	if err := m.Refresh(ctx, "umbrella"); !errors.Is(err, mongotenant.ErrTenantSuspended) {
+		return fmt.Errorf("umbrella: refresh: %v", err)
+	}
+	_, cached := m.TenantStats("umbrella")
+	err = insert(ctx, m, "umbrella", "projects", project{"hive-2", "jill@example.com"})
+	if !errors.Is(err, mongotenant.ErrTenantSuspended) {
+		return fmt.Errorf("umbrella: got %v, want ErrTenantSuspended", err)
+	}
+	fmt.Fprintf(w, "umbrella  suspended: request refused, client cached=%t\n", cached)
+	if err := cat.SetState(ctx, "umbrella", catalog.Active); err != nil {
+		return err
+	}
+	if err := insert(ctx, m, "umbrella", "projects", project{"hive-2", "jill@example.com"}); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "umbrella  resumed: request served")
+
+	// soylent signs up and leaves: offboarding drains its leases, drops
+	// its database (only with DropDatabase) and leaves a tombstone.
+	if _, err := lc.Provision(ctx, "soylent", lifecycle.Tier("free")); err != nil {
+		return err
+	}
+	if err := insert(ctx, m, "soylent", "users", user{"Sol", "sol@example.com"}); err != nil {
+		return err
+	}
+	if err := lc.Offboard(ctx, "soylent", lifecycle.DropDatabase()); err != nil {
+		return err
+	}
+	t, err := cat.Get(ctx, "soylent")
+	if err != nil {
+		return err
+	}
+	names, err := registry.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: "user_soylent_db"}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "soylent   offboarded: entry %s, databases left %d\n", t.State, len(names))
 
 	for _, c := range companies {
 		var analytics string
@@ -156,22 +214,6 @@ func run(ctx context.Context, w io.Writer, uri string) error {
 		fmt.Fprintf(w, "%-8s  tier=%s pool=%d %s\n", c.id, ts.Tier, ts.PoolSize, analytics)
 	}
 	return m.Close(ctx)
-}
-
-// onboard creates a new company's collections' indexes. Creating an index
-// that exists is a no-op, so it is safe to run again in every process.
-func onboard(ctx context.Context, db *mongo.Database) error {
-	_, err := db.Collection("users").Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "email", Value: 1}},
-		Options: options.Index().SetUnique(true),
-	})
-	if err != nil {
-		return err
-	}
-	_, err = db.Collection("projects").Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "owner", Value: 1}},
-	})
-	return err
 }
 
 // insert adds doc to the company's collection, as one request would.
@@ -212,19 +254,16 @@ func report(ctx context.Context, db *mongo.Database) (string, error) {
 	return fmt.Sprintf("users=%d projects=%d (%s)", users, total, strings.Join(perOwner, " ")), nil
 }
 
-// reset drops the companies' databases, so that a shared MONGODB_URI server
-// gives the same output on every run. It uses a Manager without the
-// onboarding hook, which would otherwise create the indexes first.
-func reset(ctx context.Context, uri string) error {
-	m, err := mongotenant.New(uri)
-	if err != nil {
+// reset drops the companies' databases and the catalog, so that a shared
+// MONGODB_URI server gives the same output on every run.
+func reset(ctx context.Context, registry *mongo.Client) error {
+	if err := registry.Database("platform").Collection("tenants").Drop(ctx); err != nil {
 		return err
 	}
-	defer m.Close(ctx)
-	for _, c := range companies {
-		if err := m.Do(ctx, c.id, func(ctx context.Context, db *mongo.Database) error { return db.Drop(ctx) }); err != nil {
+	for _, id := range []string{"acme", "globex", "initech", "umbrella", "soylent"} {
+		if err := registry.Database("user_" + id + "_db").Drop(ctx); err != nil {
 			return err
 		}
 	}
-	return m.Close(ctx)
+	return nil
 }
