@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"sync"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -218,4 +220,40 @@ func callProgress(progress func(ForEachProgress), p ForEachProgress) (value any,
 	}()
 	progress(p)
 	return nil, false
+}
+
+// TenantsOnServer lists the databases of client's deployment and returns
+// the IDs of the tenants they belong to, for a job over every tenant when
+// there is no catalog: idOf maps a database name back to its tenant ID,
+// and false for a database that is no tenant's. nil idOf inverts the
+// default naming, user_<id>_db, keeping IDs that [ValidateTenantID]
+// accepts.
+func TenantsOnServer(ctx context.Context, client *mongo.Client, idOf func(database string) (string, bool)) ([]string, error) {
+	if idOf == nil {
+		idOf = defaultTenantID
+	}
+	names, err := client.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("mongotenant: list databases: %w", err)
+	}
+	var ids []string
+	for _, name := range names {
+		if id, ok := idOf(name); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// defaultTenantID inverts defaultDatabaseName.
+func defaultTenantID(database string) (string, bool) {
+	id, ok := strings.CutPrefix(database, "user_")
+	if !ok {
+		return "", false
+	}
+	if id, ok = strings.CutSuffix(id, "_db"); !ok || ValidateTenantID(id) != nil {
+		return "", false
+	}
+	return id, true
 }

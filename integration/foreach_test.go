@@ -51,3 +51,25 @@ func TestForEachAgainstAServer(t *testing.T) {
 		assert.True(t, ok, "%s keeps its client", id)
 	}
 }
+
+// TestTenantsOnServer: the tenants of a deployment without a catalog, from
+// its database names by the default naming rule, or by the caller's.
+func TestTenantsOnServer(t *testing.T) {
+	m, raw := setup(t)
+	ctx := context.Background()
+	for _, id := range []string{"beta", "alpha", "gamma-1"} {
+		require.NoError(t, m.Do(ctx, id, func(ctx context.Context, db *mongo.Database) error {
+			_, err := db.Collection("x").InsertOne(ctx, bson.D{})
+			return err
+		}))
+	}
+	_, err := raw.Database("not_a_tenant").Collection("x").InsertOne(ctx, bson.D{})
+	require.NoError(t, err)
+	ids, err := mongotenant.TenantsOnServer(ctx, raw, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"alpha", "beta", "gamma-1"}, ids)
+
+	ids, err = mongotenant.TenantsOnServer(ctx, raw, func(db string) (string, bool) { return db, db == "not_a_tenant" })
+	require.NoError(t, err)
+	assert.Equal(t, []string{"not_a_tenant"}, ids)
+}
