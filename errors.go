@@ -45,8 +45,9 @@ var (
 
 	// ErrUnknownTenant is for a Router (a tenant catalog) to wrap when it
 	// does not know the tenant: Acquire fails with ErrRoute wrapping it.
-	// If a route refresh finds it, the tenant is evicted as by
-	// [Manager.Evict]: leases already granted finish, new ones are refused.
+	// If a route refresh finds it, the tenant leaves its client, as after a
+	// route change (Stats.EvictedRoute): leases already granted finish, new
+	// ones are refused.
 	ErrUnknownTenant = errors.New("mongotenant: unknown tenant")
 
 	// ErrTenantSuspended is for a Router to wrap when the tenant exists

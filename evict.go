@@ -70,15 +70,10 @@ func (m *Manager) evict(ctx context.Context, tenantID string, forget bool) error
 		t.mu.Lock()
 		if t.phase != phaseDropped {
 			found = true
-			if t.phase == phaseBound {
-				gone = m.leaveClientLocked(t, EvictionByApp)
-			}
-			t.phase = phaseUnrouted
-			t.routeVer++ // a route or init under way is stale
 			if forget {
 				t.initDone = false
 			}
-			m.dropIfUnusedLocked(t)
+			gone = m.unrouteLocked(t, EvictionByApp)
 		}
 		t.mu.Unlock()
 	}
@@ -93,6 +88,20 @@ func (m *Manager) evict(ctx context.Context, tenantID string, forget bool) error
 		return ctxError(ctx)
 	}
 	return nil
+}
+
+// unrouteLocked forgets t's route, for cause why: t leaves its client if
+// bound, and its next Acquire resolves it afresh. It returns a client to
+// disconnect after the caller unlocks. The caller holds t.mu; t is not
+// dropped.
+func (m *Manager) unrouteLocked(t *tenant, why EvictionCause) (disconnect *client) {
+	if t.phase == phaseBound {
+		disconnect = m.leaveClientLocked(t, why)
+	}
+	t.phase = phaseUnrouted
+	t.routeVer++ // a route or init under way is stale
+	m.dropIfUnusedLocked(t)
+	return disconnect
 }
 
 // leaveClientLocked detaches bound t from its client. Its leases there
@@ -277,17 +286,18 @@ func (m *Manager) victimLocked(unleasedOnly bool, except *client) *client {
 }
 
 // Drain evicts tenantID, as [Manager.Evict] does, and waits until the
-// leases it held are released, or ctx ends. It does not keep new
-// acquisitions out: have the Routers refuse the tenant first (a catalog
-// that marks it suspended, say), or they bind it again. A tenant the
-// Manager does not hold is drained already. Errors wrap
+// leases it held are released, and the work [Manager.ForEach] or
+// [Manager.DoIsolated] does on it by transient clients ends, or ctx ends.
+// It does not keep new work out: have the Routers refuse the tenant first
+// (a catalog that marks it suspended, say), or it is bound again. It
+// covers this Manager only: other processes drain their own. Errors wrap
 // [ErrInvalidTenant], [ErrClosed], or ctx's error.
 func (m *Manager) Drain(ctx context.Context, tenantID string) error {
 	if err := m.evict(ctx, tenantID, false); err != nil && !errors.Is(err, ErrTenantNotFound) {
 		return err
 	}
 	wait := time.Millisecond
-	for m.leasesOf(tenantID) > 0 {
+	for m.leasesOf(tenantID) > 0 || m.transientBusy(tenantID) {
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -21,6 +21,10 @@ type ForEachOptions struct {
 	// Progress, if not nil, is called after each tenant, from one
 	// goroutine at a time, never concurrently.
 	Progress func(ForEachProgress)
+
+	// SkipInit keeps the init hook from running on transient clients, for
+	// a fn that does the init hook's work itself (a migration run).
+	SkipInit bool
 }
 
 // ForEachResult is what [Manager.ForEach] did for one tenant.
@@ -43,7 +47,8 @@ type ForEachProgress struct {
 // transient client, made for the tenant's route (Routers included) and
 // disconnected when fn returns: it is never cached, creates no cache
 // pressure, and is counted in Stats.Transient. The init hook runs before
-// fn on a transient client, every time (init must be idempotent).
+// fn on a transient client, every time (init must be idempotent), unless
+// opts.SkipInit. [Manager.Drain] waits for fn on transient clients too.
 // Transient clients are not charged to the connection budget: at most
 // Parallelism exist at once, each with its route's pool size.
 //
@@ -62,10 +67,18 @@ func (m *Manager) ForEach(ctx context.Context, ids iter.Seq[string], fn func(ctx
 	for range max(opts.Parallelism, 1) {
 		workers.Go(func() {
 			for id := range jobs {
-				if ctx.Err() != nil {
+				select {
+				case <-ctx.Done():
 					continue // handed over as ctx ended: not started
+				case <-halt:
+					continue // or after a panic
+				default:
 				}
-				results <- m.forOne(ctx, id, fn)
+				o := m.forOne(ctx, id, fn, opts.SkipInit)
+				if o.panicked {
+					stop() // before the next job: nothing starts after a panic
+				}
+				results <- o
 			}
 		})
 	}
@@ -110,7 +123,7 @@ type forEachOutcome struct {
 }
 
 // forOne serves one tenant to fn, recovering fn's panic.
-func (m *Manager) forOne(ctx context.Context, id string, fn func(context.Context, string, *mongo.Database) error) (o forEachOutcome) {
+func (m *Manager) forOne(ctx context.Context, id string, fn func(context.Context, string, *mongo.Database) error, skipInit bool) (o forEachOutcome) {
 	o.TenantID = id
 	defer func() {
 		if p := recover(); p != nil {
@@ -118,13 +131,13 @@ func (m *Manager) forOne(ctx context.Context, id string, fn func(context.Context
 			o.Err = errPanicked
 		}
 	}()
-	o.Transient, o.Err = m.serveOne(ctx, id, fn)
+	o.Transient, o.Err = m.serveOne(ctx, id, fn, skipInit)
 	return o
 }
 
 // serveOne leases id if its client is cached, or serves it by a transient
 // client.
-func (m *Manager) serveOne(ctx context.Context, id string, fn func(context.Context, string, *mongo.Database) error) (transient bool, err error) {
+func (m *Manager) serveOne(ctx context.Context, id string, fn func(context.Context, string, *mongo.Database) error, skipInit bool) (transient bool, err error) {
 	leased := func(ctx context.Context, db *mongo.Database) error { return fn(ctx, id, db) }
 	if t := m.tenants.load(id); t != nil && t.admits(t.word.Load()) {
 		return false, m.Do(ctx, id, leased) // cached and ready
@@ -149,12 +162,36 @@ func (m *Manager) serveOne(ctx context.Context, id string, fn func(context.Conte
 		// evicted meanwhile, Do makes a new one, as any Acquire would.)
 		return false, m.Do(ctx, id, leased)
 	}
-	return true, m.transient(ctx, id, name, s, fn)
+	return true, m.transient(ctx, id, name, s, fn, !skipInit)
+}
+
+// DoIsolated runs fn with tenantID's database on a transient client made
+// for its route (the Routers get ctx), without the init hook, and without
+// caching the route or the client: for administrative work on a tenant
+// that must not be served meanwhile, such as provisioning it or dropping
+// its database, which a catalog's Router admits only under a marked ctx.
+// [Manager.Drain] waits for it. Errors are Acquire's (ErrInvalidTenant,
+// ErrRoute, ErrCreateClient, ErrClosed), or fn's.
+func (m *Manager) DoIsolated(ctx context.Context, tenantID string, fn func(context.Context, *mongo.Database) error) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	name, err := m.validate(tenantID)
+	if err != nil {
+		return err
+	}
+	s, err := m.resolve(ctx, tenantID, name, false)
+	if err != nil {
+		return err
+	}
+	return m.transient(ctx, tenantID, name, s, func(ctx context.Context, _ string, db *mongo.Database) error { return fn(ctx, db) }, false)
 }
 
 // transient serves id by a client made for route s and disconnected when
-// fn returns.
-func (m *Manager) transient(ctx context.Context, id, name string, s routeShape, fn func(context.Context, string, *mongo.Database) error) error {
+// fn returns, running the init hook first if init.
+func (m *Manager) transient(ctx context.Context, id, name string, s routeShape, fn func(context.Context, string, *mongo.Database) error, init bool) error {
+	m.transientStart(id)
+	defer m.transientEnd(id)
 	cl, err := m.clusterFor(s.key.cluster)
 	if err != nil {
 		return err
@@ -170,12 +207,35 @@ func (m *Manager) transient(ctx context.Context, id, name string, s routeShape, 
 		name = s.database
 	}
 	db := mc.Database(name)
-	if m.cfg.init != nil {
+	if init && m.cfg.init != nil {
 		if err := m.cfg.init(ctx, id, db); err != nil {
 			return fmt.Errorf("%w: %w", ErrInit, err)
 		}
 	}
 	return fn(ctx, id, db)
+}
+
+// transientStart and transientEnd count the transient work under way per
+// tenant, for Drain.
+func (m *Manager) transientStart(id string) {
+	m.transMu.Lock()
+	m.transBusy[id]++
+	m.transMu.Unlock()
+}
+
+func (m *Manager) transientEnd(id string) {
+	m.transMu.Lock()
+	if m.transBusy[id]--; m.transBusy[id] == 0 {
+		delete(m.transBusy, id)
+	}
+	m.transMu.Unlock()
+}
+
+// transientBusy reports whether transient work on id is under way.
+func (m *Manager) transientBusy(id string) bool {
+	m.transMu.Lock()
+	defer m.transMu.Unlock()
+	return m.transBusy[id] > 0
 }
 
 // forEachCollection is what collectForEach gathered, and the first panic.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mongotenant/mongotenant"
 	"github.com/stretchr/testify/assert"
@@ -174,4 +175,78 @@ func TestForEachPanics(t *testing.T) {
 			panic("ids")
 		}, func(context.Context, string, *mongo.Database) error { return nil }, mongotenant.ForEachOptions{Parallelism: 2})
 	})
+}
+
+// TestDoIsolatedCachesNothing: DoIsolated serves the tenant by a transient
+// client without the init hook, and leaves no route, client or lease
+// behind; a Router refusing the tenant refuses DoIsolated too.
+func TestDoIsolatedCachesNothing(t *testing.T) {
+	var inits atomic.Int32
+	m := newManager(t, mongotenant.WithInit(func(context.Context, string, *mongo.Database) error { inits.Add(1); return nil }),
+		mongotenant.WithRouter(func(_ context.Context, id string, _ *mongotenant.Route) error {
+			if id == "refused" {
+				return mongotenant.ErrTenantSuspended
+			}
+			return nil
+		}))
+	var name string
+	require.NoError(t, m.DoIsolated(context.Background(), "acme", func(_ context.Context, db *mongo.Database) error {
+		name = db.Name()
+		return nil
+	}))
+	assert.Equal(t, "user_acme_db", name)
+	assert.Zero(t, inits.Load())
+	_, cached := m.TenantStats("acme")
+	assert.False(t, cached)
+	s := m.Stats()
+	assert.Equal(t, 0, s.Tenants)
+	assert.Equal(t, 0, s.Clients)
+	assert.Equal(t, uint64(1), s.Transient)
+	require.ErrorIs(t, m.DoIsolated(context.Background(), "refused", func(context.Context, *mongo.Database) error { return nil }), mongotenant.ErrTenantSuspended)
+	require.ErrorIs(t, m.DoIsolated(context.Background(), "bad id", func(context.Context, *mongo.Database) error { return nil }), mongotenant.ErrInvalidTenant)
+}
+
+// TestDrainWaitsForTransientWork: Drain returns only after fn on a
+// transient client ends, as it does for leases.
+func TestDrainWaitsForTransientWork(t *testing.T) {
+	m := newManager(t)
+	inside, leave := make(chan struct{}), make(chan struct{})
+	done := make(chan []mongotenant.ForEachResult, 1)
+	go func() {
+		done <- m.ForEach(context.Background(), seqOf("acme"), func(context.Context, string, *mongo.Database) error {
+			close(inside)
+			<-leave
+			return nil
+		}, mongotenant.ForEachOptions{})
+	}()
+	<-inside
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, m.Drain(short, "acme"), context.DeadlineExceeded, "fn is still running")
+	close(leave)
+	require.NoError(t, m.Drain(context.Background(), "acme"))
+	require.Len(t, <-done, 1)
+}
+
+// TestForEachSkipInit: SkipInit keeps the init hook off transient clients.
+func TestForEachSkipInit(t *testing.T) {
+	var inits atomic.Int32
+	m := newManager(t, mongotenant.WithInit(func(context.Context, string, *mongo.Database) error { inits.Add(1); return nil }))
+	m.ForEach(context.Background(), seqOf("a", "b"), func(context.Context, string, *mongo.Database) error { return nil },
+		mongotenant.ForEachOptions{SkipInit: true})
+	assert.Zero(t, inits.Load())
+}
+
+// TestForEachStartsNothingAfterAPanic: serially, a panic on the first
+// tenant stops the rest.
+func TestForEachStartsNothingAfterAPanic(t *testing.T) {
+	m := newManager(t)
+	var started atomic.Int32
+	assert.Panics(t, func() {
+		m.ForEach(context.Background(), seqOf("a", "b", "c", "d"), func(context.Context, string, *mongo.Database) error {
+			started.Add(1)
+			panic("first")
+		}, mongotenant.ForEachOptions{})
+	})
+	assert.Equal(t, int32(1), started.Load())
 }

@@ -65,6 +65,10 @@ type Manager struct {
 	rng         *rand.Rand            // draws LRU victims
 	closeErrs   []error               // Disconnect errors of clients closed by Close
 
+	// transMu guards transBusy. Nothing is taken under it.
+	transMu   sync.Mutex
+	transBusy map[string]int // transient work under way, by tenant ID (ForEach, DoIsolated)
+
 	// pingMu guards pinging. It is taken before mu, never after.
 	pingMu  sync.Mutex
 	pinging *pingFlight // the ping of PingDeployment's own client, while one runs
@@ -134,6 +138,7 @@ func New(uri string, opts ...Option) (*Manager, error) {
 		orphans:       make(map[*client]struct{}),
 		clusters:      make(map[string]*cluster),
 		groups:        make(map[string]*group),
+		transBusy:     make(map[string]int),
 		budgetFreed:   make(chan struct{}),
 		rng:           rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		done:          make(chan struct{}),

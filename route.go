@@ -225,9 +225,10 @@ func funcPointer(f any) uintptr {
 // already granted too. A tenant the Manager does not hold is resolved afresh
 // at its next Acquire, so Refresh returns nil for it.
 //
-// A Router error wrapping [ErrUnknownTenant] or [ErrTenantSuspended] evicts
-// the tenant, here as in the background refresh after the route TTL: its
-// leases finish, and its next Acquire asks the Routers again.
+// A Router error wrapping [ErrUnknownTenant] or [ErrTenantSuspended] makes
+// the tenant leave its client (counted in Stats.EvictedRoute), here as in
+// the background refresh after the route TTL: its leases finish, and its
+// next Acquire asks the Routers again.
 //
 // Errors wrap [ErrRoute], [ErrInvalidTenant] or [ErrClosed]. A panicking
 // Router panics here too, leaving the old route in place.
@@ -260,8 +261,7 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 	if err != nil {
 		if gone(err) {
 			m.refreshes.Add(1)
-			_ = m.evict(ctx, t.id, false) // counted and logged; a tenant already gone is fine
-			m.cfg.logger.Debug("mongotenant: tenant unknown or suspended: evicted", "tenant", t.id)
+			m.unrouteGone(ctx, t, ver)
 		}
 		return err
 	}
@@ -300,6 +300,23 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 		_ = m.disconnect(ctx, gone) // counted and logged
 	}
 	return nil
+}
+
+// unrouteGone forgets the route of t, which a Router said may no longer be
+// served, unless it changed since version ver: a newer route (the tenant
+// resumed, say) stands.
+func (m *Manager) unrouteGone(ctx context.Context, t *tenant, ver uint32) {
+	t.mu.Lock()
+	if t.routeVer != ver || t.phase == phaseDropped || t.phase == phaseUnrouted {
+		t.mu.Unlock()
+		return
+	}
+	c := m.unrouteLocked(t, EvictionRoute)
+	t.mu.Unlock()
+	m.cfg.logger.Debug("mongotenant: tenant unknown or suspended: evicted", "tenant", t.id)
+	if c != nil {
+		_ = m.disconnect(ctx, c) // counted and logged
+	}
 }
 
 // gone reports whether a Router said the tenant may no longer be served.

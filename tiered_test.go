@@ -207,7 +207,7 @@ func TestARefreshThatFindsTheTenantGoneEvictsIt(t *testing.T) {
 			clock.Advance(2 * time.Minute)
 			held := acquire(t, m, "acme") // still cached: the route is refreshed after a Release
 			acquire(t, m, "acme").Release()
-			waitFor(t, "the refresh", func() bool { return m.Stats().EvictedByApp == 1 })
+			waitFor(t, "the refresh", func() bool { return m.Stats().EvictedRoute == 1 })
 			s := m.Stats()
 			assert.Equal(t, uint64(1), s.RouteRefreshes)
 			assert.Zero(t, s.RouteRefreshErrors)
@@ -226,4 +226,37 @@ func TestARefreshThatFindsTheTenantGoneEvictsIt(t *testing.T) {
 			assert.False(t, ok, "Refresh evicts it too")
 		})
 	}
+}
+
+// TestAStaleGoneRefreshLeavesANewerRoute: a refresh that read "suspended"
+// before the tenant was resumed and routed again does not evict it.
+func TestAStaleGoneRefreshLeavesANewerRoute(t *testing.T) {
+	var suspended atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	var blockNext atomic.Bool
+	m := newManager(t, mongotenant.WithRouter(func(context.Context, string, *mongotenant.Route) error {
+		isSuspended := suspended.Load() // read, then answer late: a slow catalog
+		if blockNext.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		if isSuspended {
+			return mongotenant.ErrTenantSuspended
+		}
+		return nil
+	}))
+	acquire(t, m, "acme").Release()
+	blockNext.Store(true)
+	suspended.Store(true)
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- m.Refresh(context.Background(), "acme") }()
+	<-entered // the refresh's Router call is under way, and will say suspended
+	suspended.Store(false)
+	require.NoError(t, m.Evict(context.Background(), "acme"))
+	acquire(t, m, "acme").Release() // routed again, active
+	close(release)
+	require.ErrorIs(t, <-refreshed, mongotenant.ErrTenantSuspended)
+	_, ok := m.TenantStats("acme")
+	assert.True(t, ok, "the newer route stands")
+	assert.Zero(t, m.Stats().EvictedRoute)
 }

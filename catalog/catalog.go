@@ -11,10 +11,12 @@
 // bounded negative cache so that a flood of made-up IDs costs no round
 // trips; a suspended or offboarding one with mongotenant.ErrTenantSuspended
 // (403); a catalog that cannot be reached with a plain error, so ErrRoute
-// alone (503). The Manager resolves a tenant's route again after its route
-// TTL (mongotenant.WithRouteTTL): a suspension made through any app
-// instance is enforced by every instance within that time, and the
-// suspended tenant's clients are evicted when the change is seen.
+// alone (503). The Manager resolves a cached tenant's route again after
+// its route TTL (mongotenant.WithRouteTTL), in the background, starting at
+// the first Release past it: a suspension made through any app instance
+// is enforced by every instance from then on (the request that started
+// the refresh, and leases already granted, are still served), and the
+// suspended tenant's client is evicted when the change is seen.
 package catalog
 
 import (
@@ -24,6 +26,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -54,6 +57,7 @@ type Tenant struct {
 	Tier          string    `bson:"tier,omitempty" json:"tier,omitempty"`
 	Placement     string    `bson:"placement,omitempty" json:"placement,omitempty"` // a name of WithPlacements, "" for the Manager's deployment
 	SchemaVersion int       `bson:"schema_version" json:"schema_version"`
+	Dropped       bool      `bson:"dropped,omitempty" json:"dropped,omitempty"` // an offboarded tenant's database was dropped
 	Created       time.Time `bson:"created" json:"created"`
 	Updated       time.Time `bson:"updated" json:"updated"`
 }
@@ -63,6 +67,10 @@ type Tenant struct {
 var (
 	ErrExists       = errors.New("catalog: tenant already registered")
 	ErrInvalidState = errors.New("catalog: invalid state")
+
+	// ErrTransition is returned by SetState when the tenant is not in one
+	// of the states the change may start from.
+	ErrTransition = errors.New("catalog: the tenant is not in a state this change starts from")
 )
 
 // Defaults of the options of [New].
@@ -103,6 +111,9 @@ type Catalog struct {
 	now        func() time.Time
 
 	negative *lru.Cache[string, time.Time] // unknown IDs and when to ask again; nil when off
+	// registered counts Register calls, so that a lookup that found no
+	// entry before a Register does not remember the ID as unknown after it.
+	registered atomic.Uint64
 }
 
 // New returns a Catalog on coll. It does no I/O.
@@ -127,8 +138,10 @@ func New(coll *mongo.Collection, opts ...Option) (*Catalog, error) {
 }
 
 // Register adds a tenant, active unless t says otherwise, with its
-// timestamps set now. It replaces an offboarded tenant's tombstone, and
-// fails with ErrExists if the ID is otherwise taken.
+// timestamps set now. It replaces the tombstone of a tenant offboarded
+// with its database dropped, and fails with ErrExists if the ID is
+// otherwise taken, a tombstone whose database was kept included: a new
+// tenant must not inherit an old one's data.
 func (c *Catalog) Register(ctx context.Context, t Tenant) (Tenant, error) {
 	if t.State == "" {
 		t.State = Active
@@ -142,7 +155,7 @@ func (c *Catalog) Register(ctx context.Context, t Tenant) (Tenant, error) {
 		if !mongo.IsDuplicateKeyError(err) {
 			return Tenant{}, fmt.Errorf("catalog: register: %w", err)
 		}
-		res, err := c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: t.ID}, {Key: "state", Value: Offboarded}}, t)
+		res, err := c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: t.ID}, {Key: "state", Value: Offboarded}, {Key: "dropped", Value: true}}, t)
 		if err != nil {
 			return Tenant{}, fmt.Errorf("catalog: register: %w", err)
 		}
@@ -150,6 +163,7 @@ func (c *Catalog) Register(ctx context.Context, t Tenant) (Tenant, error) {
 			return Tenant{}, ErrExists
 		}
 	}
+	c.registered.Add(1) // after the write, before the Remove: see rememberUnknown
 	if c.negative != nil {
 		c.negative.Remove(t.ID)
 	}
@@ -170,13 +184,21 @@ func (c *Catalog) Get(ctx context.Context, id string) (Tenant, error) {
 	return t, nil
 }
 
-// SetState moves a tenant to state. Unknown tenants' errors wrap
-// mongotenant.ErrUnknownTenant.
-func (c *Catalog) SetState(ctx context.Context, id string, state State) error {
+// SetState moves a tenant to state, if it is in one of from (in any state
+// if from is empty): resuming a tenant that is being offboarded, say, must
+// not bring it back. A tenant in another state fails with ErrTransition;
+// an unknown tenant's error wraps mongotenant.ErrUnknownTenant.
+func (c *Catalog) SetState(ctx context.Context, id string, state State, from ...State) error {
 	if !state.valid() {
 		return fmt.Errorf("%w: %q", ErrInvalidState, state)
 	}
-	return c.update(ctx, id, bson.D{{Key: "state", Value: state}})
+	return c.updateFrom(ctx, id, from, bson.D{{Key: "state", Value: state}})
+}
+
+// SetOffboarded makes a tenant in state offboarding a tombstone, noting
+// whether its database was dropped.
+func (c *Catalog) SetOffboarded(ctx context.Context, id string, dropped bool) error {
+	return c.updateFrom(ctx, id, []State{Offboarding, Offboarded}, bson.D{{Key: "state", Value: Offboarded}, {Key: "dropped", Value: dropped}})
 }
 
 // SetSchemaVersion records the schema version of a tenant's database.
@@ -191,15 +213,28 @@ func (c *Catalog) SetTier(ctx context.Context, id, tier string) error {
 }
 
 func (c *Catalog) update(ctx context.Context, id string, set bson.D) error {
+	return c.updateFrom(ctx, id, nil, set)
+}
+
+// updateFrom sets fields of a tenant in one of states (any if none).
+func (c *Catalog) updateFrom(ctx context.Context, id string, states []State, set bson.D) error {
 	set = append(set, bson.E{Key: "updated", Value: c.now().UTC().Truncate(time.Millisecond)})
-	res, err := c.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
+	filter := bson.D{{Key: "_id", Value: id}}
+	if len(states) > 0 {
+		filter = append(filter, bson.E{Key: "state", Value: bson.D{{Key: "$in", Value: states}}})
+	}
+	res, err := c.coll.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
 	if err != nil {
 		return fmt.Errorf("catalog: update: %w", err)
 	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("catalog: %w", mongotenant.ErrUnknownTenant)
+	if res.MatchedCount > 0 {
+		return nil
 	}
-	return nil
+	t, err := c.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: it is %s", ErrTransition, t.State)
 }
 
 // Remove deletes a tenant's entry. Removing an unknown tenant is not an
@@ -274,17 +309,19 @@ func (c *Catalog) Router(tiers map[string]mongotenant.Tier) mongotenant.Router {
 		if c.knownUnknown(id) {
 			return fmt.Errorf("catalog: %w", mongotenant.ErrUnknownTenant)
 		}
+		gen := c.registered.Load()
 		t, err := c.Get(ctx, id)
 		if errors.Is(err, mongotenant.ErrUnknownTenant) {
-			c.rememberUnknown(id)
+			c.rememberUnknown(id, gen)
 		}
 		if err != nil {
 			return err
 		}
 		switch {
+		case t.State == Active || admitted(ctx, t.State):
 		case t.State == Offboarded:
 			return fmt.Errorf("catalog: offboarded: %w", mongotenant.ErrUnknownTenant)
-		case t.State != Active && !admitted(ctx, t.State):
+		default:
 			return fmt.Errorf("catalog: %s: %w", t.State, mongotenant.ErrTenantSuspended)
 		}
 		if t.Tier != "" {
@@ -316,10 +353,10 @@ func (c *Catalog) Router(tiers map[string]mongotenant.Tier) mongotenant.Router {
 type admitKey struct{}
 
 // Admit returns a ctx under which the Router also serves tenants in
-// states: for provisioning and offboarding work on a tenant's database
-// through the Manager. The Manager caches the route it resolves under
-// this ctx until the route TTL, so evict the tenant when the work is done
-// (the lifecycle package does).
+// states: for provisioning and offboarding work on a tenant's database.
+// Use it with mongotenant.Manager.DoIsolated, which caches nothing (the
+// lifecycle package does): a route resolved under it by Acquire would be
+// cached and serve every caller until the route TTL.
 func Admit(ctx context.Context, states ...State) context.Context {
 	return context.WithValue(ctx, admitKey{}, slices.Clone(states))
 }
@@ -343,9 +380,16 @@ func (c *Catalog) knownUnknown(id string) bool {
 	return false
 }
 
-func (c *Catalog) rememberUnknown(id string) {
-	if c.negative != nil && c.negTTL > 0 {
-		c.negative.Add(id, c.now().Add(c.negTTL))
+// rememberUnknown remembers id as unknown, unless a Register wrote since
+// the lookup began (gen): its answer may be stale. A Register that counts
+// itself after this check removes the entry itself, after.
+func (c *Catalog) rememberUnknown(id string, gen uint64) {
+	if c.negative == nil || c.negTTL <= 0 {
+		return
+	}
+	c.negative.Add(id, c.now().Add(c.negTTL))
+	if c.registered.Load() != gen {
+		c.negative.Remove(id)
 	}
 }
 

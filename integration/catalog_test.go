@@ -124,7 +124,7 @@ func TestCatalogSuspensionAcrossManagers(t *testing.T) {
 	t.Logf("instance 2 refused the tenant %v after the suspension (route TTL %v)", time.Since(start).Round(time.Millisecond), ttl)
 	_, ok := m2.TenantStats("acme")
 	assert.False(t, ok, "the suspended tenant's client is gone")
-	assert.GreaterOrEqual(t, m2.Stats().EvictedByApp, uint64(1))
+	assert.GreaterOrEqual(t, m2.Stats().EvictedRoute, uint64(1))
 	waitFor(t, "the first instance too", func() bool { return errors.Is(do(m1), mongotenant.ErrTenantSuspended) })
 
 	require.NoError(t, cat2.SetState(ctx, "acme", catalog.Active))

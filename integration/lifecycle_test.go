@@ -94,7 +94,7 @@ func TestLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, catalog.Active, tn.State)
 	assert.Equal(t, 3, tn.SchemaVersion)
-	assert.Equal(t, []string{"register", "migrate", "record version", "activate", "evict"}, p.steps)
+	assert.Equal(t, []string{"register", "migrate", "record version", "activate"}, p.steps)
 	assert.Equal(t, http.StatusOK, p.status("acme"))
 	ts, ok := p.m.TenantStats("acme")
 	require.True(t, ok)
@@ -124,9 +124,53 @@ func TestLifecycle(t *testing.T) {
 	require.NoError(t, lc.Offboard(ctx, "acme"), "offboarding again is a no-op")
 
 	tn, err = lc.Provision(ctx, "acme")
-	require.NoError(t, err, "an offboarded ID can be provisioned afresh")
+	require.NoError(t, err, "an ID offboarded with its database dropped can be provisioned afresh")
 	assert.Equal(t, 3, tn.SchemaVersion)
 	assert.Equal(t, 2, p.log.count("user_acme_db", 1), "its new database was migrated from scratch")
+
+	// Offboarded with its database kept: the ID is not handed to a new
+	// tenant, who would inherit the data, until the database is dropped.
+	require.NoError(t, lc.Offboard(ctx, "acme"))
+	assert.Contains(t, p.databases(t), "user_acme_db")
+	_, err = lc.Provision(ctx, "acme")
+	require.ErrorIs(t, err, lifecycle.ErrWrongState)
+	require.NoError(t, lc.Offboard(ctx, "acme", lifecycle.DropDatabase()), "a kept database is dropped later")
+	assert.NotContains(t, p.databases(t), "user_acme_db")
+	_, err = lc.Provision(ctx, "acme")
+	require.NoError(t, err)
+
+	// State changes do not undo each other: a tombstone is not resumed.
+	require.NoError(t, lc.Offboard(ctx, "acme", lifecycle.DropDatabase()))
+	require.ErrorIs(t, p.cat.SetState(ctx, "acme", catalog.Active, catalog.Suspended), catalog.ErrTransition)
+	require.ErrorIs(t, lc.Offboard(ctx, "nobody"), mongotenant.ErrUnknownTenant)
+	require.ErrorIs(t, lc.Offboard(ctx, "bad id!"), mongotenant.ErrInvalidTenant)
+}
+
+// TestOffboardATenantWhoseMigrationsFail: dropping does not run the init
+// hook, so a tenant whose database cannot be migrated (a version this code
+// does not know, after a rollback) can still be offboarded; and a failed
+// Provision leaves nothing that serves the tenant.
+func TestOffboardATenantWhoseMigrationsFail(t *testing.T) {
+	p := newPlatform(t)
+	lc := p.lifecycle(t)
+	ctx := context.Background()
+	_, err := lc.Provision(ctx, "rolledback")
+	require.NoError(t, err)
+	_, err = p.raw.Database("user_rolledback_db").Collection(migrate.DefaultCollection).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: "state"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: 9}}}})
+	require.NoError(t, err)
+	require.NoError(t, p.m.Forget(ctx, "rolledback"))
+	assert.Equal(t, http.StatusServiceUnavailable, p.status("rolledback"), "init fails: too new")
+	require.NoError(t, lc.Offboard(ctx, "rolledback", lifecycle.DropDatabase()))
+	assert.NotContains(t, p.databases(t), "user_rolledback_db")
+
+	_, err = p.raw.Database("user_half_db").Collection(migrate.DefaultCollection).InsertOne(ctx, bson.D{{Key: "_id", Value: "state"}, {Key: "version", Value: 9}})
+	require.NoError(t, err)
+	_, err = lc.Provision(ctx, "half")
+	require.ErrorIs(t, err, migrate.ErrTooNew)
+	assert.Equal(t, http.StatusForbidden, p.status("half"), "a tenant still provisioning is not served")
+	_, cached := p.m.TenantStats("half")
+	assert.False(t, cached, "nothing cached while provisioning")
 }
 
 // TestLifecycleResumesAfterACrash: Provision and Offboard stopped before
@@ -135,7 +179,7 @@ func TestLifecycle(t *testing.T) {
 func TestLifecycleResumesAfterACrash(t *testing.T) {
 	p := newPlatform(t)
 	lc := p.lifecycle(t)
-	provisionSteps := []string{"register", "migrate", "record version", "activate", "evict"}
+	provisionSteps := []string{"register", "migrate", "record version", "activate"}
 	offboardSteps := []string{"lookup", "suspend", "wait", "drain", "drop", "tombstone"}
 
 	for i, crashAt := range provisionSteps {

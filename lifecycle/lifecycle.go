@@ -26,9 +26,10 @@ import (
 var ErrWrongState = errors.New("lifecycle: the tenant is in a state this operation does not start from")
 
 // Lifecycle provisions and offboards the tenants of one Manager and
-// catalog. It is safe for concurrent use; two operations on one tenant at
-// once are safe (each step is idempotent), but their outcome is whichever
-// finishes last.
+// catalog. It is safe for concurrent use. Each state change is
+// conditional on the state it starts from, so concurrent operations on one
+// tenant, or an operator's change meanwhile, make one of them fail with
+// catalog.ErrTransition instead of undoing the other.
 type Lifecycle struct {
 	m        *mongotenant.Manager
 	cat      *catalog.Catalog
@@ -40,8 +41,8 @@ type Lifecycle struct {
 type Option func(*Lifecycle)
 
 // WithProgress calls fn before each step of an operation, with the step's
-// name (register, migrate, record version, activate, evict; lookup,
-// suspend, wait, drain, drop, tombstone), for a CLI's progress output.
+// name (register, migrate, record version, activate; lookup, suspend,
+// wait, drain, drop, tombstone), for a CLI's progress output.
 // fn runs on the operation's goroutine and must not block.
 func WithProgress(fn func(tenantID, step string)) Option {
 	return func(lc *Lifecycle) { lc.progress = fn }
@@ -85,11 +86,13 @@ func Tier(name string) ProvisionOption { return func(p *provision) { p.tier = na
 func Placement(name string) ProvisionOption { return func(p *provision) { p.placement = name } }
 
 // Provision registers tenantID as provisioning, brings its database to the
-// latest schema version, records the version and activates it. For a
-// tenant already active it does nothing and returns its entry; for one
-// provisioning (an earlier run stopped) it resumes; an offboarded one is
-// provisioned afresh. Suspended and offboarding tenants fail with
-// ErrWrongState. Options apply when the entry is created.
+// latest schema version, records the version and activates it. The
+// migrations run through [mongotenant.Manager.DoIsolated]: nothing serves
+// the tenant until it is active. For a tenant already active it does
+// nothing and returns its entry; for one provisioning (an earlier run
+// stopped) it resumes with the entry's options; a tenant offboarded with
+// its database dropped is provisioned afresh. Suspended, offboarding and
+// offboarded-with-its-database-kept tenants fail with ErrWrongState.
 func (lc *Lifecycle) Provision(ctx context.Context, tenantID string, opts ...ProvisionOption) (catalog.Tenant, error) {
 	var p provision
 	for _, o := range opts {
@@ -110,6 +113,8 @@ func (lc *Lifecycle) Provision(ctx context.Context, tenantID string, opts ...Pro
 		case catalog.Active:
 			return t, nil
 		case catalog.Provisioning:
+		case catalog.Offboarded:
+			return t, fmt.Errorf("%w: offboarded with its database kept; offboard it with DropDatabase, or use another ID", ErrWrongState)
 		default:
 			return t, fmt.Errorf("%w: %s", ErrWrongState, t.State)
 		}
@@ -122,7 +127,7 @@ func (lc *Lifecycle) Provision(ctx context.Context, tenantID string, opts ...Pro
 		if err := lc.step(ctx, tenantID, "migrate"); err != nil {
 			return t, err
 		}
-		err := lc.m.Do(catalog.Admit(ctx, catalog.Provisioning), tenantID, func(ctx context.Context, db *mongo.Database) error {
+		err := lc.m.DoIsolated(catalog.Admit(ctx, catalog.Provisioning), tenantID, func(ctx context.Context, db *mongo.Database) error {
 			res, err := lc.mg.Up(ctx, db)
 			version = res.To
 			return err
@@ -140,15 +145,7 @@ func (lc *Lifecycle) Provision(ctx context.Context, tenantID string, opts ...Pro
 	if err := lc.step(ctx, tenantID, "activate"); err != nil {
 		return t, err
 	}
-	if err := lc.cat.SetState(ctx, tenantID, catalog.Active); err != nil {
-		return t, err
-	}
-	if err := lc.step(ctx, tenantID, "evict"); err != nil {
-		return t, err
-	}
-	// The route cached while provisioning was resolved under Admit: forget
-	// it, so that the next Acquire asks the catalog as for any tenant.
-	if err := lc.m.Evict(ctx, tenantID); err != nil && !errors.Is(err, mongotenant.ErrTenantNotFound) {
+	if err := lc.cat.SetState(ctx, tenantID, catalog.Active, catalog.Provisioning); err != nil {
 		return t, err
 	}
 	return lc.cat.Get(ctx, tenantID)
@@ -169,41 +166,54 @@ func DropDatabase() OffboardOption { return func(o *offboard) { o.drop = true } 
 // RemoveEntry deletes the catalog entry instead of leaving a tombstone.
 func RemoveEntry() OffboardOption { return func(o *offboard) { o.remove = true } }
 
-// WaitForOthers waits d after suspending the tenant, before draining it:
-// set it to the Managers' route TTL, so that other app instances have
-// stopped serving the tenant before its database is dropped.
+// WaitForOthers waits d after marking the tenant offboarding, before
+// draining it, for the other app instances: each refuses the tenant once
+// its route is refreshed, which starts at the first Release past the
+// route TTL, and its leases already granted then finish. Set d to the
+// route TTL plus the longest request. Offboard drains only its own
+// Manager; without a wait, another instance may still be writing when the
+// database is dropped.
 func WaitForOthers(d time.Duration) OffboardOption { return func(o *offboard) { o.wait = d } }
 
 // Offboard marks tenantID offboarding, so that no Manager serves it once
 // its route is refreshed; waits for other instances if asked; drains this
-// Manager's leases; drops the database if DropDatabase is given; and
-// tombstones (or removes) the entry. A tenant the catalog does not know,
-// or already offboarded, is done.
+// Manager's leases and transient work; drops the database if DropDatabase
+// is given (through [mongotenant.Manager.DoIsolated], without the init
+// hook, so that a tenant whose migrations fail can still be dropped); and
+// tombstones (or removes) the entry. Run again on a tombstone, it drops
+// a database that was kept if DropDatabase is given now. A tenant the
+// catalog does not know fails with an error wrapping
+// mongotenant.ErrUnknownTenant; one whose entry RemoveEntry removed is
+// gone, and so it is unknown too.
 func (lc *Lifecycle) Offboard(ctx context.Context, tenantID string, opts ...OffboardOption) error {
 	var o offboard
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if _, err := lc.m.DatabaseName(tenantID); err != nil {
+		return err
+	}
 	if err := lc.step(ctx, tenantID, "lookup"); err != nil {
 		return err
 	}
 	t, err := lc.cat.Get(ctx, tenantID)
-	switch {
-	case errors.Is(err, mongotenant.ErrUnknownTenant):
-		return nil
-	case err != nil:
+	if err != nil {
 		return err
-	case t.State == catalog.Offboarded:
+	}
+	done := t.State == catalog.Offboarded && (t.Dropped || !o.drop)
+	if done {
 		if o.remove {
 			return lc.cat.Remove(ctx, tenantID)
 		}
 		return nil
 	}
-	if err := lc.step(ctx, tenantID, "suspend"); err != nil {
-		return err
-	}
-	if err := lc.cat.SetState(ctx, tenantID, catalog.Offboarding); err != nil {
-		return err
+	if t.State != catalog.Offboarded {
+		if err := lc.step(ctx, tenantID, "suspend"); err != nil {
+			return err
+		}
+		if err := lc.cat.SetState(ctx, tenantID, catalog.Offboarding); err != nil {
+			return err
+		}
 	}
 	if o.wait > 0 {
 		if err := lc.step(ctx, tenantID, "wait"); err != nil {
@@ -227,7 +237,7 @@ func (lc *Lifecycle) Offboard(ctx context.Context, tenantID string, opts ...Offb
 		if err := lc.step(ctx, tenantID, "drop"); err != nil {
 			return err
 		}
-		err := lc.m.Do(catalog.Admit(ctx, catalog.Offboarding), tenantID, func(ctx context.Context, db *mongo.Database) error {
+		err := lc.m.DoIsolated(catalog.Admit(ctx, catalog.Offboarding, catalog.Offboarded), tenantID, func(ctx context.Context, db *mongo.Database) error {
 			return db.Drop(ctx)
 		})
 		if err != nil {
@@ -244,5 +254,5 @@ func (lc *Lifecycle) Offboard(ctx context.Context, tenantID string, opts ...Offb
 	if o.remove {
 		return lc.cat.Remove(ctx, tenantID)
 	}
-	return lc.cat.SetState(ctx, tenantID, catalog.Offboarded)
+	return lc.cat.SetOffboarded(ctx, tenantID, o.drop || t.Dropped)
 }

@@ -61,7 +61,9 @@ func (mg *Migrator) UpAll(ctx context.Context, m *mongotenant.Manager, ids iter.
 		defer mu.Unlock()
 		return TenantResult{TenantID: r.TenantID, Result: done[r.TenantID], Err: r.Err}
 	}
-	opts := mongotenant.ForEachOptions{Parallelism: parallelism}
+	// SkipInit: with WithInit(mg.Init), the hook would migrate the
+	// tenant before up could, and the report would call it current.
+	opts := mongotenant.ForEachOptions{Parallelism: parallelism, SkipInit: true}
 	if progress != nil {
 		opts.Progress = func(p mongotenant.ForEachProgress) {
 			progress(Progress{Done: p.Done, Failed: p.Failed, Last: tenantResult(p.Last)})

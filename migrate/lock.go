@@ -13,10 +13,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// ErrLockLost is returned by [Migrator.Up] when its lock expired and
-// another run took it: the run stops before its next migration. It means
-// the holder could not renew the lock for a whole TTL (a stalled process,
-// a partitioned network, or clocks further apart than the TTL).
+// ErrLockLost is returned by [Migrator.Up] when its lock may have passed
+// to another run: a renewal found it taken, or no renewal succeeded for a
+// whole TTL (a stalled process, a partitioned network). The run stops
+// before its next migration.
 var ErrLockLost = errors.New("migrate: lock lost to another run")
 
 // runs numbers the locks this process takes, so that two runs of one
@@ -33,6 +33,10 @@ type heldLock struct {
 
 	mu  sync.Mutex // guards err
 	err error      // ErrLockLost once the renewer found the lock taken
+
+	renewed atomic.Int64 // Unix ns of the last successful take or renewal
+	ttl     time.Duration
+	now     func() time.Time
 }
 
 // lock takes db's lock, waiting while another run holds an unexpired one,
@@ -56,7 +60,8 @@ func (mg *Migrator) lock(ctx context.Context, db *mongo.Database) (*heldLock, er
 		case <-t.C:
 		}
 	}
-	l := &heldLock{coll: coll, token: token, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &heldLock{coll: coll, token: token, stop: make(chan struct{}), done: make(chan struct{}), ttl: mg.lockTTL, now: mg.now}
+	l.renewed.Store(mg.now().UnixNano())
 	go l.renew(context.WithoutCancel(ctx), mg)
 	return l, nil
 }
@@ -94,35 +99,46 @@ func (l *heldLock) renew(ctx context.Context, mg *Migrator) {
 			return
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, mg.lockTTL/3)
+		rctx, cancel := context.WithTimeout(ctx, min(mg.lockTTL/3, renewTimeout))
+		now := mg.now()
 		res, err := l.coll.UpdateOne(rctx,
 			bson.D{{Key: "_id", Value: "lock"}, {Key: "owner", Value: l.token}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: mg.now().Add(mg.lockTTL)}}}})
+			bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: now.Add(mg.lockTTL)}}}})
 		cancel()
-		if err == nil && res.MatchedCount == 0 {
+		switch {
+		case err == nil && res.MatchedCount == 0:
 			l.mu.Lock()
 			l.err = ErrLockLost
 			l.mu.Unlock()
 			return
+		case err == nil:
+			l.renewed.Store(now.UnixNano())
 		}
-		// A failed renewal is tried again at the next tick: the lock
-		// stays ours until it expires.
+		// A failed renewal is tried again at the next tick; lost reports
+		// the lock lost once none has succeeded for a TTL.
 	}
 }
 
-// lost returns ErrLockLost if another run took the lock.
+// lost returns ErrLockLost if another run took the lock, or may have.
 func (l *heldLock) lost() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.err == nil && l.now().Sub(time.Unix(0, l.renewed.Load())) >= l.ttl {
+		l.err = ErrLockLost
+	}
 	return l.err
 }
+
+// renewTimeout bounds each renewal and the release, so that a run whose
+// ctx ended returns promptly even if the server does not answer.
+const renewTimeout = 5 * time.Second
 
 // release stops the renewer and deletes the lock if it is still ours,
 // even if the run's ctx has ended.
 func (l *heldLock) release() {
 	close(l.stop)
 	<-l.done
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), renewTimeout)
 	defer cancel()
 	_, _ = l.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: "lock"}, {Key: "owner", Value: l.token}}) // if this fails, the lock expires
 }

@@ -17,9 +17,14 @@
 // renews while it works, lets one of them run the pending migrations while
 // the others wait, then find nothing left to do. So each migration runs once
 // per tenant, unless a process dies between running a migration and
-// recording it; the next run then runs it again. Write migrations that can
-// run twice (createIndexes, updates with a filter that excludes migrated
-// documents), as with any migration tool without transactions.
+// recording it (the next run then runs it again), or a holder cannot renew
+// its lock for a whole TTL while a migration runs (it stops before the
+// next one, with ErrLockLost, but the one under way may overlap with the
+// run that took over). Expiries are written and compared by each process's
+// clock: keep clocks within a small part of the TTL (DefaultLockTTL is a
+// minute). Write migrations that can run twice (createIndexes, updates
+// with a filter that excludes migrated documents), as with any migration
+// tool without transactions.
 //
 // The state lives in the collection [DefaultCollection] of each tenant's
 // database: the document "state" ({version, applied: [{version, name, at}]})

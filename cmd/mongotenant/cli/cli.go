@@ -43,6 +43,10 @@ type Config struct {
 	// DatabaseName maps tenant IDs to databases, as the application's
 	// Manager does; nil means the default, user_<id>_db.
 	DatabaseName func(tenantID string) string
+
+	// Placements maps the catalog's placement names to deployment URIs, as
+	// the application's catalog.WithPlacements does.
+	Placements map[string]string
 }
 
 // Exit codes.
@@ -62,7 +66,8 @@ func usagef(format string, args ...any) error {
 // Run runs the command line args and returns the exit code. Output goes
 // to stdout, errors and progress to stderr.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, cfg Config) int {
-	root := newRoot(cfg)
+	f := &flags{}
+	root := newRoot(f, cfg)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -71,7 +76,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, cfg Confi
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, errUsage), errors.Is(err, mongotenant.ErrInvalidTenant), isCobraUsage(err):
+	case errors.Is(err, errUsage), errors.Is(err, mongotenant.ErrInvalidTenant), !f.started:
+		// cobra's own errors (an unknown command or flag, a wrong number
+		// of arguments) come before any command starts.
 		fmt.Fprintln(stderr, "mongotenant:", strings.TrimPrefix(err.Error(), "usage: "))
 		fmt.Fprintln(stderr, "Run 'mongotenant --help' for usage.")
 		return ExitUsage
@@ -81,41 +88,54 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, cfg Confi
 	}
 }
 
-// isCobraUsage reports whether err is cobra's own usage error: an unknown
-// command or flag, or the wrong number of arguments.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "flag needs an argument", "invalid argument"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // flags are the root's persistent flags.
 type flags struct {
 	uri     string
 	catalog string
 	json    bool
 	timeout time.Duration
+	started bool // a command began to run: its errors are not cobra's usage errors
 }
 
-func newRoot(cfg Config) *cobra.Command {
-	f := &flags{}
+func newRoot(f *flags, cfg Config) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "mongotenant",
 		Short:         "Operate a mongotenant deployment: tenants, migrations, capacity, stats",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			f.started = true // after cobra parsed flags and checked arguments
+		},
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&f.uri, "uri", os.Getenv("MONGODB_URI"), "the deployment's URI (default $MONGODB_URI)")
+	// Environment defaults are read when a command runs, not shown as flag
+	// defaults: --help must not print a URI's password.
+	pf.StringVar(&f.uri, "uri", "", "the deployment's URI (default $MONGODB_URI)")
 	pf.StringVar(&f.catalog, "catalog", "platform.tenants", "the catalog's database.collection")
 	pf.BoolVar(&f.json, "json", false, "print JSON instead of tables")
 	pf.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
 	root.AddCommand(tenantsCmd(f, cfg), migrateCmd(f, cfg), planCmd(f), statsCmd(f))
 	return root
+}
+
+// group is a command that only holds subcommands: run alone, or with an
+// unknown subcommand, it is a usage error (cobra would print help and
+// exit 0).
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return usagef("%s needs a subcommand", cmd.CommandPath())
+	}
+	return cmd
+}
+
+// checkID refuses a tenant ID the Manager would refuse, before any I/O.
+func checkID(e *env, id string) error {
+	_, err := e.m.DatabaseName(id)
+	return err
 }
 
 // env is what a command that talks to the deployment gets.
@@ -124,11 +144,28 @@ type env struct {
 	cat *catalog.Catalog
 	m   *mongotenant.Manager
 	mg  *migrate.Migrator
+	lc  *lifecycle.Lifecycle
+}
+
+// deployment connects, runs fn with a ctx bounded by --timeout, and
+// disconnects.
+func (f *flags) deployment(cmd *cobra.Command, cfg Config, fn func(ctx context.Context, e *env) error) error {
+	e, closeAll, err := f.connect(cmd, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+	return fn(ctx, e)
 }
 
 // connect opens the deployment: a plain client for the catalog, and a
 // Manager routed by it. close must be called.
-func (f *flags) connect(cfg Config) (e *env, closeAll func(), err error) {
+func (f *flags) connect(cmd *cobra.Command, cfg Config) (e *env, closeAll func(), err error) {
+	if f.uri == "" {
+		f.uri = os.Getenv("MONGODB_URI")
+	}
 	if f.uri == "" {
 		return nil, nil, usagef("no deployment: set --uri or MONGODB_URI")
 	}
@@ -144,7 +181,8 @@ func (f *flags) connect(cfg Config) (e *env, closeAll func(), err error) {
 	if err != nil {
 		return nil, nil, usagef("the URI does not parse")
 	}
-	cat, err := catalog.New(raw.Database(dbName).Collection(collName), catalog.WithNegativeCache(0, 0))
+	cat, err := catalog.New(raw.Database(dbName).Collection(collName), catalog.WithNegativeCache(0, 0),
+		catalog.WithPlacements(cfg.Placements))
 	if err != nil {
 		_ = raw.Disconnect(context.Background())
 		return nil, nil, err
@@ -168,12 +206,18 @@ func (f *flags) connect(cfg Config) (e *env, closeAll func(), err error) {
 		_ = m.Close(ctx)
 		_ = raw.Disconnect(ctx)
 	}
-	return &env{raw: raw, cat: cat, m: m, mg: mg}, closeAll, nil
-}
-
-// withTimeout bounds a command by --timeout.
-func (f *flags) withTimeout(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), f.timeout)
+	var lcOpts []lifecycle.Option
+	if !f.json { // steps go to stderr; stdout stays the result
+		lcOpts = append(lcOpts, lifecycle.WithProgress(func(id, step string) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", id, step)
+		}))
+	}
+	lc, err := lifecycle.New(m, cat, mg, lcOpts...)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return &env{raw: raw, cat: cat, m: m, mg: mg, lc: lc}, closeAll, nil
 }
 
 // printJSON writes v as indented JSON.
@@ -181,16 +225,4 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// lifecycleFor returns the lifecycle of e, reporting steps on stderr
-// unless JSON is asked for.
-func (f *flags) lifecycleFor(cmd *cobra.Command, e *env) (*lifecycle.Lifecycle, error) {
-	var opts []lifecycle.Option
-	if !f.json {
-		opts = append(opts, lifecycle.WithProgress(func(id, step string) {
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", id, step)
-		}))
-	}
-	return lifecycle.New(e.m, e.cat, e.mg, opts...)
 }

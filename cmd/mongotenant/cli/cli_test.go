@@ -103,7 +103,18 @@ func TestCLI(t *testing.T) {
 			t.Errorf("%v: no usage in %q", args, out)
 		}
 	}
+	secretURI := "mongodb://admin:s3cret@db.example:27017/"
+	for _, args := range [][]string{{"--help"}, {"tenants", "list", "--help"}, {"stats", "--help"}} {
+		code, out, errOut := run(t, secretURI, args...)
+		if code != cli.ExitOK || strings.Contains(out+errOut, "s3cret") {
+			t.Errorf("%v: exit %d, and the URI's password must not be printed: %s%s", args, code, out, errOut)
+		}
+	}
 	expect(t, cli.ExitUsage, uri, "nonsense")
+	expect(t, cli.ExitUsage, uri, "migrate", "bogus")
+	expect(t, cli.ExitUsage, uri, "tenants")
+	expect(t, cli.ExitUsage, uri, "tenants", "list", "--state", "bogus")
+	expect(t, cli.ExitUsage, uri, "tenants", "suspend", "Bad ID!")
 	expect(t, cli.ExitUsage, uri, "tenants", "list", "--nope")
 	expect(t, cli.ExitUsage, uri, "tenants", "create")
 	expect(t, cli.ExitUsage, "", "tenants", "list")
@@ -178,7 +189,9 @@ func TestCLI(t *testing.T) {
 	}
 
 	expect(t, cli.ExitUsage, uri, "tenants", "drop", "acme")
+	expect(t, cli.ExitFailure, uri, "tenants", "drop", "typo", "--confirm")
 	expect(t, cli.ExitOK, uri, "tenants", "drop", "acme", "--confirm")
+	expect(t, cli.ExitFailure, uri, "tenants", "resume", "acme") // a tombstone is not resumed
 	names, err := raw.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,10 +15,10 @@ import (
 )
 
 func migrateCmd(f *flags, cfg Config) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "migrate",
 		Short: "Show and apply the schema migrations of every tenant",
-	}
+	})
 	cmd.AddCommand(migrateStatus(f, cfg), migrateUp(f, cfg))
 	return cmd
 }
@@ -39,58 +39,53 @@ func migrateStatus(f *flags, cfg Config) *cobra.Command {
 		Short: "Show each active tenant's schema version against the latest",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, done, err := f.connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := f.withTimeout(cmd)
-			defer cancel()
-			var listErr error
-			ids := e.cat.IDs(ctx, &listErr, catalog.Active)
-			var mu sync.Mutex // guards rows
-			rows := map[string]*statusRow{}
-			results := e.m.ForEach(ctx, ids, func(ctx context.Context, id string, db *mongo.Database) error {
-				v, err := e.mg.Version(ctx, db)
-				mu.Lock()
-				rows[id] = &statusRow{ID: id, State: string(catalog.Active), Version: v, Latest: e.mg.Latest(), Pending: pending(e.mg, v)}
-				mu.Unlock()
-				return err
-			}, mongotenant.ForEachOptions{Parallelism: 8})
-			if listErr != nil {
-				return listErr
-			}
-			out := make([]statusRow, 0, len(results))
-			failed := 0
-			for _, r := range results {
-				row := rows[r.TenantID]
-				if row == nil {
-					row = &statusRow{ID: r.TenantID, State: string(catalog.Active), Latest: e.mg.Latest()}
-				}
-				if r.Err != nil {
-					row.Error = r.Err.Error()
-					failed++
-				}
-				out = append(out, *row)
-			}
-			if f.json {
-				if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+			return f.deployment(cmd, cfg, func(ctx context.Context, e *env) error {
+				var listErr error
+				ids := e.cat.IDs(ctx, &listErr, catalog.Active)
+				var mu sync.Mutex // guards rows
+				rows := map[string]*statusRow{}
+				results := e.m.ForEach(ctx, ids, func(ctx context.Context, id string, db *mongo.Database) error {
+					v, err := e.mg.Version(ctx, db)
+					mu.Lock()
+					rows[id] = &statusRow{ID: id, State: string(catalog.Active), Version: v, Latest: e.mg.Latest(), Pending: pending(e.mg, v)}
+					mu.Unlock()
 					return err
+				}, mongotenant.ForEachOptions{Parallelism: 8})
+				if listErr != nil {
+					return listErr
 				}
-			} else {
-				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tVERSION\tLATEST\tPENDING\tERROR")
-				for _, r := range out {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", r.ID, r.Version, r.Latest, r.Pending, dash(r.Error))
+				out := make([]statusRow, 0, len(results))
+				failed := 0
+				for _, r := range results {
+					row := rows[r.TenantID]
+					if row == nil {
+						row = &statusRow{ID: r.TenantID, State: string(catalog.Active), Latest: e.mg.Latest()}
+					}
+					if r.Err != nil {
+						row.Error = r.Err.Error()
+						failed++
+					}
+					out = append(out, *row)
 				}
-				if err := w.Flush(); err != nil {
-					return err
+				if f.json {
+					if err := printJSON(cmd.OutOrStdout(), out); err != nil {
+						return err
+					}
+				} else {
+					w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+					fmt.Fprintln(w, "ID\tVERSION\tLATEST\tPENDING\tERROR")
+					for _, r := range out {
+						fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", r.ID, r.Version, r.Latest, r.Pending, dash(r.Error))
+					}
+					if err := w.Flush(); err != nil {
+						return err
+					}
 				}
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d tenants could not be read", failed)
-			}
-			return nil
+				if failed > 0 {
+					return fmt.Errorf("%d tenants could not be read", failed)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -119,44 +114,39 @@ func migrateUp(f *flags, cfg Config) *cobra.Command {
 			if len(cfg.Migrations) == 0 {
 				return usagef("this binary has no migrations: build one with the cli package and your migrations")
 			}
-			e, done, err := f.connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := f.withTimeout(cmd)
-			defer cancel()
-			total, err := countActive(ctx, e.cat)
-			if err != nil {
-				return err
-			}
-			var bar *progressbar.ProgressBar
-			if !f.json {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-					progressbar.OptionSetDescription("migrating"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
-			}
-			var listErr error
-			report := e.mg.UpAll(ctx, e.m, e.cat.IDs(ctx, &listErr, catalog.Active), parallelism, func(p migrate.Progress) {
+			return f.deployment(cmd, cfg, func(ctx context.Context, e *env) error {
+				total, err := countActive(ctx, e.cat)
+				if err != nil {
+					return err
+				}
+				var bar *progressbar.ProgressBar
+				if !f.json {
+					bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
+						progressbar.OptionSetDescription("migrating"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+				}
+				var listErr error
+				report := e.mg.UpAll(ctx, e.m, e.cat.IDs(ctx, &listErr, catalog.Active), parallelism, func(p migrate.Progress) {
+					if bar != nil {
+						_ = bar.Add(1)
+					}
+					if p.Last.Err == nil {
+						_ = e.cat.SetSchemaVersion(ctx, p.Last.TenantID, p.Last.To)
+					}
+				})
 				if bar != nil {
-					_ = bar.Add(1)
+					_ = bar.Finish()
 				}
-				if p.Last.Err == nil {
-					_ = e.cat.SetSchemaVersion(ctx, p.Last.TenantID, p.Last.To)
+				if listErr != nil {
+					return listErr
 				}
+				if err := printReport(cmd, f, report); err != nil {
+					return err
+				}
+				if report.Failed > 0 {
+					return fmt.Errorf("%d of %d tenants failed", report.Failed, len(report.Tenants))
+				}
+				return nil
 			})
-			if bar != nil {
-				_ = bar.Finish()
-			}
-			if listErr != nil {
-				return listErr
-			}
-			if err := printReport(cmd, f, report); err != nil {
-				return err
-			}
-			if report.Failed > 0 {
-				return fmt.Errorf("%d of %d tenants failed", report.Failed, len(report.Tenants))
-			}
-			return nil
 		},
 	}
 	cmd.Flags().IntVar(&parallelism, "parallelism", 8, "tenants migrated at once")

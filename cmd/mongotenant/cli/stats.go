@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,11 +25,14 @@ func statsCmd(f *flags) *cobra.Command {
 			if adminURL == "" {
 				return usagef("stats needs --admin-url, the URL the admin handler is mounted at")
 			}
-			ctx, cancel := f.withTimeout(cmd)
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(adminURL, "/")+"/stats", nil)
 			if err != nil {
 				return usagef("--admin-url does not parse")
+			}
+			if token == "" {
+				token = os.Getenv("MONGOTENANT_ADMIN_TOKEN")
 			}
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
@@ -60,6 +64,6 @@ func statsCmd(f *flags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&adminURL, "admin-url", "", "where tenanthttp.Admin is mounted, e.g. http://localhost:8080/admin")
-	cmd.Flags().StringVar(&token, "token", os.Getenv("MONGOTENANT_ADMIN_TOKEN"), "bearer token for the admin endpoint (default $MONGOTENANT_ADMIN_TOKEN)")
+	cmd.Flags().StringVar(&token, "token", "", "bearer token for the admin endpoint (default $MONGOTENANT_ADMIN_TOKEN)")
 	return cmd
 }

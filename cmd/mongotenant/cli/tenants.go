@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -11,12 +13,13 @@ import (
 )
 
 func tenantsCmd(f *flags, cfg Config) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "tenants",
 		Short: "List, create, suspend, resume and drop tenants in the catalog",
-	}
-	cmd.AddCommand(tenantsList(f, cfg), tenantsCreate(f, cfg), tenantsState(f, cfg, "suspend", catalog.Suspended),
-		tenantsState(f, cfg, "resume", catalog.Active), tenantsDrop(f, cfg))
+	})
+	cmd.AddCommand(tenantsList(f, cfg), tenantsCreate(f, cfg),
+		tenantsState(f, cfg, "suspend", catalog.Suspended, catalog.Active, catalog.Suspended),
+		tenantsState(f, cfg, "resume", catalog.Active, catalog.Suspended, catalog.Active), tenantsDrop(f, cfg))
 	return cmd
 }
 
@@ -27,33 +30,32 @@ func tenantsList(f *flags, cfg Config) *cobra.Command {
 		Short: "List the catalog's tenants, by ID",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, done, err := f.connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := f.withTimeout(cmd)
-			defer cancel()
 			var states []catalog.State
 			if state != "" {
-				states = append(states, catalog.State(state))
-			}
-			tenants := []catalog.Tenant{}
-			for t, err := range e.cat.List(ctx, states...) {
-				if err != nil {
-					return err
+				s := catalog.State(state)
+				if !slices.Contains([]catalog.State{catalog.Provisioning, catalog.Active, catalog.Suspended, catalog.Offboarding, catalog.Offboarded}, s) {
+					return usagef("unknown state %q", state)
 				}
-				tenants = append(tenants, t)
+				states = append(states, s)
 			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), tenants)
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tSTATE\tTIER\tPLACEMENT\tSCHEMA\tCREATED")
-			for _, t := range tenants {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.State, dash(t.Tier), dash(t.Placement), t.SchemaVersion, t.Created.Format(time.RFC3339))
-			}
-			return w.Flush()
+			return f.deployment(cmd, cfg, func(ctx context.Context, e *env) error {
+				tenants := []catalog.Tenant{}
+				for t, err := range e.cat.List(ctx, states...) {
+					if err != nil {
+						return err
+					}
+					tenants = append(tenants, t)
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), tenants)
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tSTATE\tTIER\tPLACEMENT\tSCHEMA\tCREATED")
+				for _, t := range tenants {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", t.ID, t.State, dash(t.Tier), dash(t.Placement), t.SchemaVersion, t.Created.Format(time.RFC3339))
+				}
+				return w.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only tenants in this state (provisioning, active, suspended, offboarding, offboarded)")
@@ -76,33 +78,24 @@ func tenantsCreate(f *flags, cfg Config) *cobra.Command {
 			"latest schema version, and activate it. Safe to run again after an interruption.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := f.connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
-			lc, err := f.lifecycleFor(cmd, e)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := f.withTimeout(cmd)
-			defer cancel()
-			var opts []lifecycle.ProvisionOption
-			if tier != "" {
-				opts = append(opts, lifecycle.Tier(tier))
-			}
-			if placement != "" {
-				opts = append(opts, lifecycle.Placement(placement))
-			}
-			t, err := lc.Provision(ctx, args[0], opts...)
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), t)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is %s at schema version %d\n", t.ID, t.State, t.SchemaVersion)
-			return nil
+			return f.deployment(cmd, cfg, func(ctx context.Context, e *env) error {
+				var opts []lifecycle.ProvisionOption
+				if tier != "" {
+					opts = append(opts, lifecycle.Tier(tier))
+				}
+				if placement != "" {
+					opts = append(opts, lifecycle.Placement(placement))
+				}
+				t, err := e.lc.Provision(ctx, args[0], opts...)
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), t)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is %s at schema version %d\n", t.ID, t.State, t.SchemaVersion)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&tier, "tier", "", "the tenant's tier")
@@ -110,31 +103,30 @@ func tenantsCreate(f *flags, cfg Config) *cobra.Command {
 	return cmd
 }
 
-func tenantsState(f *flags, cfg Config, verb string, state catalog.State) *cobra.Command {
+// tenantsState moves a tenant to state from one of from.
+func tenantsState(f *flags, cfg Config, verb string, state catalog.State, from ...catalog.State) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " ID",
-		Short: fmt.Sprintf("Mark a tenant %s; every app instance sees it within its route TTL", state),
+		Short: fmt.Sprintf("Mark a %s tenant %s; app instances see it after their route TTL", from[0], state),
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, done, err := f.connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := f.withTimeout(cmd)
-			defer cancel()
-			if err := e.cat.SetState(ctx, args[0], state); err != nil {
-				return err
-			}
-			t, err := e.cat.Get(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), t)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is %s\n", t.ID, t.State)
-			return nil
+			return f.deployment(cmd, cfg, func(ctx context.Context, e *env) error {
+				if err := checkID(e, args[0]); err != nil {
+					return err
+				}
+				if err := e.cat.SetState(ctx, args[0], state, from...); err != nil {
+					return err
+				}
+				t, err := e.cat.Get(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), t)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is %s\n", t.ID, t.State)
+				return nil
+			})
 		},
 	}
 }
@@ -153,29 +145,20 @@ func tenantsDrop(f *flags, cfg Config) *cobra.Command {
 			if !confirm {
 				return usagef("drop deletes the tenant's database: add --confirm")
 			}
-			e, done, err := f.connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer done()
-			lc, err := f.lifecycleFor(cmd, e)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := f.withTimeout(cmd)
-			defer cancel()
-			opts := []lifecycle.OffboardOption{lifecycle.DropDatabase(), lifecycle.WaitForOthers(wait)}
-			if remove {
-				opts = append(opts, lifecycle.RemoveEntry())
-			}
-			if err := lc.Offboard(ctx, args[0], opts...); err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(cmd.OutOrStdout(), map[string]string{"id": args[0], "state": "offboarded"})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is offboarded\n", args[0])
-			return nil
+			return f.deployment(cmd, cfg, func(ctx context.Context, e *env) error {
+				opts := []lifecycle.OffboardOption{lifecycle.DropDatabase(), lifecycle.WaitForOthers(wait)}
+				if remove {
+					opts = append(opts, lifecycle.RemoveEntry())
+				}
+				if err := e.lc.Offboard(ctx, args[0], opts...); err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), map[string]string{"id": args[0], "state": "offboarded"})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is offboarded\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&confirm, "confirm", false, "confirm that the tenant's database is to be dropped")
