@@ -96,6 +96,17 @@
 // Manager.PingDeployment are health checks. Logs go through log/slog and
 // are off by default.
 //
+// # Jobs and the tenant lifecycle
+//
+// Manager.ForEach runs a job over many tenants with bounded parallelism:
+// it leases tenants whose client is cached and serves the others by
+// transient clients, so that the tenants serving traffic stay cached.
+// Manager.DoIsolated serves one tenant by a transient client without the
+// init hook, and Manager.Drain waits for a tenant's leases and jobs. The
+// packages catalog (a tenant registry and its Router), migrate (versioned
+// per-tenant migrations) and lifecycle (Provision, Offboard) build on
+// them; the nested module cmd/mongotenant is the operator's CLI.
+//
 // # Testing
 //
 // The nested module github.com/mongotenant/mongotenant/mongotest starts a
