@@ -212,3 +212,39 @@ func mustVersion(t *testing.T, mg *migrate.Migrator, db *mongo.Database) int {
 	require.NoError(t, err)
 	return v
 }
+
+// TestMigrateStopsWhenItsLockMayBeLost: a run that could not renew its
+// lock for a whole TTL (here, a migration that took longer, on a clock the
+// test moves) stops before its next migration with ErrLockLost, and a
+// later run completes the rest.
+func TestMigrateStopsWhenItsLockMayBeLost(t *testing.T) {
+	_, raw := setup(t)
+	var mu sync.Mutex
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	var log runLog
+	ms := threeMigrations(&log, nil)
+	slow := ms[0].Up
+	ms[0].Up = func(ctx context.Context, db *mongo.Database) error {
+		mu.Lock()
+		now = now.Add(2 * time.Hour) // longer than the TTL, with no renewal in between
+		mu.Unlock()
+		return slow(ctx, db)
+	}
+	mg, err := migrate.New(ms, migrate.WithLockTTL(time.Hour), migrate.WithClock(clock))
+	require.NoError(t, err)
+	db := raw.Database("user_stalled_db")
+	res, err := mg.Up(context.Background(), db)
+	require.ErrorIs(t, err, migrate.ErrLockLost)
+	assert.Equal(t, []int{1}, res.Applied, "the migration under way finished and was recorded; the next did not start")
+	assert.Equal(t, 0, log.count(db.Name(), 2))
+
+	res, err = mg.Up(context.Background(), db)
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, 3}, res.Applied)
+	assert.Equal(t, 1, log.count(db.Name(), 1))
+}

@@ -83,6 +83,17 @@ func WithCollection(name string) Option { return func(mg *Migrator) { mg.collect
 // while it works. Default [DefaultLockTTL].
 func WithLockTTL(d time.Duration) Option { return func(mg *Migrator) { mg.lockTTL = d } }
 
+// WithClock sets the clock that lock expiries are written and compared
+// by, and applied migrations stamped with. Default time.Now; tests of
+// stalled runs can move time on. A nil now keeps the default.
+func WithClock(now func() time.Time) Option {
+	return func(mg *Migrator) {
+		if now != nil {
+			mg.now = now
+		}
+	}
+}
+
 // Migrator applies a fixed list of migrations. It is safe for concurrent
 // use.
 type Migrator struct {
