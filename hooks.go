@@ -151,38 +151,27 @@ type hookSet struct {
 
 func newHookSet(hs []Hooks) hookSet {
 	var s hookSet
-	add := func(list *[]func(context.Context, string) context.Context, f func(context.Context, string) context.Context) {
-		if f != nil {
-			*list = append(*list, f)
-		}
-	}
 	for _, h := range hs {
-		add(&s.acquireStart, h.AcquireStart)
-		add(&s.routeStart, h.RouteStart)
-		add(&s.initStart, h.InitStart)
-		if h.AcquireEnd != nil {
-			s.acquireEnd = append(s.acquireEnd, h.AcquireEnd)
-		}
-		if h.RouteEnd != nil {
-			s.routeEnd = append(s.routeEnd, h.RouteEnd)
-		}
-		if h.InitEnd != nil {
-			s.initEnd = append(s.initEnd, h.InitEnd)
-		}
-		if h.ClientCreated != nil {
-			s.created = append(s.created, h.ClientCreated)
-		}
-		if h.ClientRecycled != nil {
-			s.recycled = append(s.recycled, h.ClientRecycled)
-		}
-		if h.ClientDisconnected != nil {
-			s.disconnected = append(s.disconnected, h.ClientDisconnected)
-		}
-		if h.PoolEvent != nil {
-			s.pool = append(s.pool, h.PoolEvent)
-		}
+		s.acquireStart = appendSet(s.acquireStart, h.AcquireStart, h.AcquireStart != nil)
+		s.acquireEnd = appendSet(s.acquireEnd, h.AcquireEnd, h.AcquireEnd != nil)
+		s.routeStart = appendSet(s.routeStart, h.RouteStart, h.RouteStart != nil)
+		s.routeEnd = appendSet(s.routeEnd, h.RouteEnd, h.RouteEnd != nil)
+		s.initStart = appendSet(s.initStart, h.InitStart, h.InitStart != nil)
+		s.initEnd = appendSet(s.initEnd, h.InitEnd, h.InitEnd != nil)
+		s.created = appendSet(s.created, h.ClientCreated, h.ClientCreated != nil)
+		s.recycled = appendSet(s.recycled, h.ClientRecycled, h.ClientRecycled != nil)
+		s.disconnected = appendSet(s.disconnected, h.ClientDisconnected, h.ClientDisconnected != nil)
+		s.pool = appendSet(s.pool, h.PoolEvent, h.PoolEvent != nil)
 	}
 	return s
+}
+
+// appendSet appends hook f to list if it is set.
+func appendSet[F any](list []F, f F, set bool) []F {
+	if set {
+		list = append(list, f)
+	}
+	return list
 }
 
 // acquiring reports whether acquisitions run hooks.
