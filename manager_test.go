@@ -193,7 +193,12 @@ func TestEvictionWhileLeasedWaitsForLastRelease(t *testing.T) {
 // the URI, so a live client fails server selection instead.
 func assertConnected(t *testing.T, c *mongo.Client) {
 	t.Helper()
-	err := c.Ping(context.Background(), nil)
+	// A disconnected client says so whatever the ctx, even an expired one;
+	// a connected one fails server selection. A short ctx spares the wait
+	// for the selection timeout against the unreachable server.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err := c.Ping(ctx, nil)
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, mongo.ErrClientDisconnected)
 }
