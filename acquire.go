@@ -82,6 +82,13 @@ func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error 
 		for w := t.word.Load(); t.admits(w) && !m.closed.Load(); w = t.word.Load() {
 			b := t.cur.Load()
 			if t.word.CompareAndSwap(w, w+1) {
+				if b.gate != nil && !b.gate.tryTake() {
+					// The client is at its fair share: wait for a turn
+					// on the slow path, with the lease held.
+					t, b, cl, err := m.acquireSlow(ctx, tenantID, t, b)
+					l.t, l.b, l.cell = t, b, cl
+					return err
+				}
 				cl := m.counters.cell()
 				cl.hits.Add(1)
 				l.t, l.b, l.cell = t, b, cl
@@ -90,7 +97,7 @@ func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error 
 		}
 	}
 	// The slow path does not see l: it would make every lease escape.
-	t, b, cl, err := m.acquireSlow(ctx, tenantID, t)
+	t, b, cl, err := m.acquireSlow(ctx, tenantID, t, nil)
 	l.t, l.b, l.cell = t, b, cl
 	return err
 }
@@ -106,6 +113,7 @@ type acquisition struct {
 	cell   *leaseCell // and the cell that counted it
 
 	miss      bool  // it resolved, bound, created, initialized or waited
+	admitted  bool  // its lease has its turn at the client's fair gate, or needs none
 	waited    bool  // it waited for something
 	waitStart int64 // clock when its current wait began
 	waitTime  int64 // time it spent waiting, ns
@@ -120,10 +128,15 @@ var errDropped = errors.New("mongotenant: tenant dropped")
 var errRouteChanged = errors.New("mongotenant: route changed")
 
 // acquireSlow takes the tenant through whatever it lacks, in order:
-// validate → route → bind or create → init → lease.
-// found is the tenant the hot path found, or nil.
-func (m *Manager) acquireSlow(ctx context.Context, tenantID string, found *tenant) (*tenant, *binding, *leaseCell, error) {
+// validate → route → bind or create → init → lease → turn at the client's
+// fair gate. found is the tenant the hot path found, or nil; leased is the
+// binding on which the hot path took a lease for found but found no turn
+// free at its gate, or nil.
+func (m *Manager) acquireSlow(ctx context.Context, tenantID string, found *tenant, leased *binding) (*tenant, *binding, *leaseCell, error) {
 	a := &acquisition{m: m, ctx: ctx, id: tenantID}
+	if leased != nil {
+		a.t, a.b = found, leased
+	}
 	if m.hooks.acquiring() {
 		return a.traced(found)
 	}
@@ -162,6 +175,35 @@ func (a *acquisition) traced(found *tenant) (_ *tenant, _ *binding, _ *leaseCell
 var errPanicked = errors.New("mongotenant: a callback panicked")
 
 func (a *acquisition) run(t *tenant) (err error) {
+	if a.b != nil { // the hot path leased t: only the turn is missing
+		a.miss = true
+		a.cell = a.m.counters.cell()
+		a.m.slowGrants.Add(1)
+		return a.takeTurn()
+	}
+	if err = a.lease(t); err != nil {
+		return err
+	}
+	if !a.admitted {
+		return a.takeTurn()
+	}
+	return nil
+}
+
+// takeTurn waits for the acquisition's turn at its client's fair gate,
+// and gives its lease back if it gets none.
+func (a *acquisition) takeTurn() error {
+	err := a.admit(a.b.gate)
+	if err != nil {
+		a.giveBack(a.t, a.b)
+		a.t, a.b, a.cell = nil, nil, nil
+	}
+	return err
+}
+
+// lease takes the acquisition to a lease on t's client, through whatever
+// t lacks.
+func (a *acquisition) lease(t *tenant) (err error) {
 	if a.m.closed.Load() {
 		return ErrClosed
 	}
@@ -313,13 +355,19 @@ func (a *acquisition) on(t *tenant) (err error) {
 }
 
 // grantLocked takes a lease on t's binding for the slow path if the
-// bulkhead allows, and returns nil if it does not. A lease that needed
-// nothing the hot path lacks counts as a hit, the others as slow grants
-// (Misses, once served). The caller holds t.mu.
+// bulkhead allows, and returns nil if it does not; it takes a turn at the
+// binding's fair gate if one is free, and otherwise leaves the acquisition
+// to wait for one (a.admitted false). A lease that needed nothing the hot
+// path lacks counts as a hit, the others as slow grants (Misses, once
+// served). The caller holds t.mu.
 func (a *acquisition) grantLocked(t *tenant) *binding {
 	b := t.tryGrantLocked()
 	if b == nil {
 		return nil
+	}
+	a.admitted = b.gate == nil || b.gate.tryTake()
+	if !a.admitted {
+		a.miss = true // it will wait for its turn
 	}
 	a.cell = a.m.counters.cell()
 	if a.miss || (a.m.cfg.init != nil && !t.initDone) {
@@ -477,7 +525,7 @@ func (m *Manager) attachLocked(a *acquisition, t *tenant, c *client) *binding {
 	if name == "" {
 		name = a.dbName
 	}
-	b := &binding{c: c, name: name, gen: genOf(t.word.Load())}
+	b := &binding{c: c, name: name, gen: genOf(t.word.Load()), gate: c.gate}
 	t.cur.Store(b)
 	t.phase = phaseBound
 	var granted *binding
@@ -628,7 +676,6 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	ver := t.routeVer
 	t.mu.Unlock()
 	a.miss = true
-	lease := Lease{t: t, b: b, cell: a.cell}
 	ctx, start := a.ctx, m.clock.now()
 	if len(m.hooks.initStart) > 0 {
 		ctx = m.startHooks("InitStart", m.hooks.initStart, ctx, t.id)
@@ -636,13 +683,13 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	err := errPanicked
 	defer func() {
 		if err == errPanicked { // the init hook panicked; t.mu is not held
-			lease.Release()
+			a.giveBack(t, b)
 			a.initEnd(ctx, b, start, err)
 		}
 	}()
 	if err = m.cfg.init(ctx, t.id, b.database()); err != nil {
 		err = fmt.Errorf("%w: %w", ErrInit, err)
-		lease.Release()
+		a.giveBack(t, b)
 	}
 	a.initEnd(ctx, b, start, err)
 
@@ -655,6 +702,16 @@ func (a *acquisition) initialize(t *tenant, b *binding) error {
 	}
 	t.endWorkLocked(err)
 	return err
+}
+
+// giveBack ends the lease on b the acquisition holds for t, and its turn
+// at b's fair gate if it has one.
+func (a *acquisition) giveBack(t *tenant, b *binding) {
+	if a.admitted {
+		a.m.release(t, b, a.cell)
+	} else {
+		a.m.unlease(t, b, a.cell)
+	}
 }
 
 // initEnd runs the InitEnd hooks.

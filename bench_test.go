@@ -25,6 +25,8 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		{"dedicated+bulkhead", []mongotenant.Option{mongotenant.WithMaxLeases(64)}},
 		{"shared", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared())}},
 		{"shared+bulkhead", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithMaxLeases(64)}},
+		{"shared+fair", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(0)}},
+		{"grouped+fair", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Grouped(4)), mongotenant.WithFairSharing(0)}},
 		{"dedicated+hooks", []mongotenant.Option{mongotenant.WithHooks(everyHook()), mongotenant.WithCommandStats(time.Millisecond)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

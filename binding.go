@@ -16,6 +16,7 @@ type binding struct {
 	name     string                         // the tenant's database name
 	db       atomic.Pointer[mongo.Database] // made on first use; the client's handle cache may drop it
 	gen      uint32                         // the tenant word's generation while the tenant is bound here
+	gate     *fairGate                      // the client's fair gate, or nil
 	draining int32                          // leases still live after the tenant left; guarded by tenant.mu
 }
 

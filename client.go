@@ -36,6 +36,7 @@ type client struct {
 	key       clientKey
 	dedicated bool // made for one tenant: its group is the tenant's ID, or it has the tenant's credentials
 	handles   handleCache
+	gate      *fairGate // shares the client between its tenants (WithFairSharing), or nil
 
 	// lastUsed is, for a client several tenants may share, the coarse
 	// clock at a recent Release: Release stores it only when the clock has
@@ -66,7 +67,7 @@ type client struct {
 }
 
 func newClient(m *Manager, key clientKey, dedicated bool) *client {
-	c := &client{m: m, key: key, dedicated: dedicated}
+	c := &client{m: m, key: key, dedicated: dedicated, gate: m.cfg.fairGateFor(key.poolSize, dedicated)}
 	c.handles.max = handlesPerClient
 	if dedicated {
 		c.handles.max = 1

@@ -21,8 +21,9 @@ var (
 	ErrTenantNotFound = errors.New("mongotenant: tenant not cached")
 
 	// ErrTenantBusy is returned by [Manager.Acquire] when the tenant holds
-	// as many leases as its bulkhead allows ([Route.MaxLeases]) until ctx
-	// ends.
+	// as many leases as its bulkhead allows ([Route.MaxLeases]), or its
+	// turn at a fairly shared client ([WithFairSharing]) has not come, until
+	// ctx ends.
 	ErrTenantBusy = errors.New("mongotenant: tenant at its lease limit")
 
 	// ErrBudgetExceeded is returned by [Manager.Acquire] when a new client

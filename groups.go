@@ -23,6 +23,11 @@ type GroupStats struct {
 	OpenConnections  int // pooled connections open, on cached and retiring clients
 	InUseConnections int // pooled connections checked out
 
+	// With WithFairSharing, on its cached clients; 0 without.
+	FairCapacity int // the sum of their capacities
+	FairInUse    int // leases holding a turn
+	FairWaiting  int // acquisitions waiting for a turn
+
 	// With WithCommandStats; 0 without.
 	Commands        uint64        // commands that ended, failed or not
 	CommandFailures uint64        // commands that failed
@@ -84,6 +89,12 @@ func (m *Manager) GroupStats() []GroupStats {
 		gs.MaxConnections += int(c.key.poolSize)
 		gs.OpenConnections += int(c.pool.open.Load())
 		gs.InUseConnections += int(c.pool.inUse.Load())
+		if c.gate != nil {
+			inUse, waiting := c.gate.snapshot()
+			gs.FairCapacity += int(c.gate.capacity)
+			gs.FairInUse += inUse
+			gs.FairWaiting += waiting
+		}
 	}
 	for c := range m.retiring {
 		if c.pool == nil {

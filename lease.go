@@ -8,7 +8,8 @@ import (
 )
 
 // A Lease keeps one tenant's client connected, and holds one slot of the
-// tenant's bulkhead, while the holder uses it. Obtain it from
+// tenant's bulkhead and, with [WithFairSharing], one turn of its client's
+// capacity, while the holder uses it. Obtain it from
 // [Manager.Acquire] and call [Lease.Release] when done, usually with defer.
 // The client and database must not be used after Release.
 //
@@ -40,9 +41,19 @@ func (l *Lease) Release() {
 	l.b.c.m.release(l.t, l.b, l.cell)
 }
 
-// release ends a lease of t on binding b. It stamps the coarse clock, not
-// the real one: see clockResolution.
+// release ends a lease of t on binding b, and gives its turn at b's fair
+// gate to the next in line.
 func (m *Manager) release(t *tenant, b *binding, cl *leaseCell) {
+	if b.gate != nil {
+		b.gate.release() // first: the lease still pins b's client
+	}
+	m.unlease(t, b, cl)
+}
+
+// unlease ends a lease of t on binding b, without its turn at b's fair
+// gate: it had none, or gave it back. It stamps the coarse clock, not the
+// real one: see clockResolution.
+func (m *Manager) unlease(t *tenant, b *binding, cl *leaseCell) {
 	now := m.coarse.Load()
 	cl.releases.Add(1)
 	if c := b.c; !c.dedicated && c.lastUsed.Load() < now {

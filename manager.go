@@ -156,7 +156,8 @@ func New(uri string, opts ...Option) (*Manager, error) {
 		cfg.logger.Debug("mongotenant: new manager", "strategy", fmt.Sprintf("%T", cfg.strategy),
 			"max_clients", cfg.maxClients, "idle_timeout", cfg.idleTimeout, "pool_size", m.poolSize,
 			"max_leases", cfg.maxLeases, "routers", len(cfg.routers), "route_ttl", cfg.routeTTL,
-			"budget", cfg.budget, "recycle", cfg.recycle, "init", cfg.init != nil)
+			"budget", cfg.budget, "recycle", cfg.recycle, "init", cfg.init != nil,
+			"fair_sharing", cfg.fair, "fair_capacity", cfg.fairCapacity)
 	}
 	return m, nil
 }

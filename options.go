@@ -59,6 +59,8 @@ type config struct {
 	logTenantIDs      bool
 	disconnectTimeout time.Duration
 	maxLeases         int
+	fair              bool // WithFairSharing
+	fairCapacity      int  // WithFairSharing's capacity; 0: each client's pool size
 	strategy          Strategy
 	routers           []Router
 	routeTTL          time.Duration
@@ -115,6 +117,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithInit(nil)", ErrInvalidOption)
 	case c.slowCommand < 0:
 		return fmt.Errorf("%w: WithCommandStats(%v): must be >= 0", ErrInvalidOption, c.slowCommand)
+	case c.fairCapacity < 0 || c.fairCapacity > maxFairCapacity:
+		return fmt.Errorf("%w: WithFairSharing(%d): must be between 0 and %d", ErrInvalidOption, c.fairCapacity, maxFairCapacity)
 	case c.maxLeases > leaseMask:
 		return fmt.Errorf("%w: WithMaxLeases(%d): must be at most %d", ErrInvalidOption, c.maxLeases, leaseMask)
 	}

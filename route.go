@@ -36,6 +36,11 @@ type Route struct {
 	// its ctx ends, then fails with [ErrTenantBusy].
 	MaxLeases int
 
+	// Weight is the tenant's share of a client's turns under
+	// [WithFairSharing], relative to the other tenants waiting for it: 0 or
+	// 1 is one share, 2 twice that. At most 65536.
+	Weight int
+
 	// Tier is the tenant's tier, if tiers are in use; reported in TenantStats.
 	Tier string
 
@@ -100,6 +105,7 @@ type routeShape struct {
 	group     string // Route.Group; key.group differs with per-tenant credentials
 	database  string // Route.Database if a Router changed it, else "": the default name is the tenant's own
 	maxLeases int32
+	weight    int32
 	tier      string
 	dedicated bool // the client serves this tenant alone
 }
@@ -149,13 +155,14 @@ func (m *Manager) route(ctx context.Context, tenantID, name string) (routeShape,
 			return routeShape{}, err
 		}
 	}
-	if r.PoolSize == 0 || r.MaxLeases < 0 || r.MaxLeases > leaseMask {
-		return routeShape{}, fmt.Errorf("%w: the route has PoolSize %d and MaxLeases %d", ErrRoute, r.PoolSize, r.MaxLeases)
+	if r.PoolSize == 0 || r.MaxLeases < 0 || r.MaxLeases > leaseMask || r.Weight < 0 || r.Weight > maxWeight {
+		return routeShape{}, fmt.Errorf("%w: the route has PoolSize %d, MaxLeases %d and Weight %d", ErrRoute, r.PoolSize, r.MaxLeases, r.Weight)
 	}
 	s := routeShape{
 		key:       clientKey{cluster: r.Cluster, group: r.Group, poolSize: r.PoolSize},
 		group:     r.Group,
 		maxLeases: int32(r.MaxLeases),
+		weight:    int32(r.Weight),
 		tier:      r.Tier,
 		dedicated: r.Group == tenantID,
 	}
@@ -184,6 +191,7 @@ func (s routeShape) label() string {
 func (t *tenant) setRouteLocked(s routeShape, now int64) {
 	t.route = unique.Make(s)
 	t.maxLeases.Store(s.maxLeases)
+	t.weight.Store(s.weight)
 	t.routedAt.Store(now)
 	t.routeVer++
 }
@@ -279,7 +287,7 @@ func (m *Manager) refresh(ctx context.Context, t *tenant, name string) error {
 	case s == old:
 		t.routedAt.Store(m.coarse.Load())
 	case s.key == old.key && s.database == old.database:
-		t.setRouteLocked(s, m.coarse.Load()) // a new limit or tier on the same client
+		t.setRouteLocked(s, m.coarse.Load()) // a new limit, weight or tier on the same client
 		t.wakeLocked()
 		change = "a new limit or tier"
 	default:

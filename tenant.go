@@ -38,7 +38,8 @@ type tenant struct {
 	hash      uint64                  // the tenant map's hash of id
 	id        string
 
-	refreshing atomic.Bool // a background route refresh is under way
+	refreshing atomic.Bool  // a background route refresh is under way
+	weight     atomic.Int32 // the route's Weight, for fair gates; written under mu
 
 	// mu guards phase, work, initDone, refs, routeVer, route, flight and
 	// queue; the draining count of the tenant's bindings; and every change

@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// A Tier sets the pool size and bulkhead of the tenants in it.
+// A Tier sets the pool size, bulkhead and fair-sharing weight of the
+// tenants in it.
 type Tier struct {
 	PoolSize  uint64 // maxPoolSize of the tenant's client; 0 keeps the Manager's
 	MaxLeases int    // concurrent leases per tenant; 0 keeps the Manager's (WithMaxLeases)
+	Weight    int    // the tenant's share of a shared client's turns (WithFairSharing, Route.Weight); 0 means 1
 }
 
 // DefaultTiers are the reference design's pool sizes. They set no
@@ -60,6 +62,9 @@ func WithTiers(tierOf func(ctx context.Context, tenantID string) (string, error)
 		}
 		if tier.MaxLeases > 0 {
 			r.MaxLeases = tier.MaxLeases
+		}
+		if tier.Weight > 0 {
+			r.Weight = tier.Weight
 		}
 		return nil
 	})

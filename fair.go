@@ -1,0 +1,321 @@
+package mongotenant
+
+import (
+	"container/heap"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// WithFairSharing shares each client that several tenants use (the
+// [Shared] and [Grouped] strategies) fairly between them: at most capacity
+// leases on the client at once (0 means the client's pool size), and when
+// more are wanted, each freed slot goes to the tenant whose turn it is, not
+// to whoever asked first. A tenant with one waiting Acquire is served before
+// another tenant's hundredth; a tenant alone may use the whole capacity.
+// Tenants are weighted by [Route.Weight] ([Tier.Weight]): a tenant of
+// weight 2 gets twice the turns of a tenant of weight 1 while both wait.
+//
+// The unit of admission is the lease: hold one only while talking to the
+// database, and in a long handler call [Manager.Do] around each database
+// step, so that slow work between steps does not hold a share. An Acquire
+// waits for its turn until ctx ends, then fails with an error wrapping
+// [ErrTenantBusy]. A tenant's bulkhead ([WithMaxLeases]) still applies, and
+// counts its leases waiting for a turn. The init hook ([WithInit]) runs
+// before its caller's turn. Clients made for one tenant ([Dedicated], or
+// per-tenant credentials) have no fair queue: their pool is the tenant's.
+//
+// Default off: leases on a shared client are unlimited, and the driver's
+// pool queues operations first come, first served.
+func WithFairSharing(capacity int) Option {
+	return func(c *config) { c.fair, c.fairCapacity = true, capacity }
+}
+
+// A fairGate admits leases on a client several tenants share: at most
+// capacity at once, and while more are wanted, each slot freed goes to the
+// tenant whose turn it is (see fairQueue). A lease is granted without the
+// lock while no one waits; once someone does, releases hand their slots
+// over under it, so that no newcomer takes a slot ahead of the queue.
+type fairGate struct {
+	// state is the hot path's word: bits 0-31 count the slots in use (never
+	// more than capacity), and gateQueued is set while callers wait.
+	state    atomic.Uint64
+	capacity uint32
+
+	// mu guards q, and every change to gateQueued. A slot handed to a
+	// waiter stays counted in state: it passes from one lease to the next.
+	mu sync.Mutex
+	q  fairQueue
+}
+
+const gateQueued = 1 << 32
+
+func newFairGate(capacity int) *fairGate {
+	return &fairGate{capacity: uint32(capacity)}
+}
+
+// fairGateFor returns the fair gate for a new client with pool size
+// poolSize, or nil if it needs none.
+func (c *config) fairGateFor(poolSize uint64, dedicated bool) *fairGate {
+	if !c.fair || dedicated {
+		return nil
+	}
+	n := c.fairCapacity
+	if n == 0 {
+		n = int(min(poolSize, maxFairCapacity))
+	}
+	return newFairGate(n)
+}
+
+// maxFairCapacity bounds the capacity, so that it fits the gate's count.
+const maxFairCapacity = 1 << 30
+
+// tryTake takes a slot if one is free and no one waits.
+func (g *fairGate) tryTake() bool {
+	for {
+		s := g.state.Load()
+		if s&gateQueued != 0 || uint32(s) >= g.capacity {
+			return false
+		}
+		if g.state.CompareAndSwap(s, s+1) {
+			return true
+		}
+	}
+}
+
+// release gives a slot back: to the waiter whose turn it is, if any.
+func (g *fairGate) release() {
+	for {
+		s := g.state.Load()
+		if s&gateQueued != 0 {
+			break
+		}
+		if g.state.CompareAndSwap(s, s-1) {
+			return
+		}
+	}
+	g.mu.Lock()
+	w := g.q.pop()
+	if w == nil { // the last waiter gave up meanwhile, and cleared gateQueued
+		g.state.Add(^uint64(0))
+		g.mu.Unlock()
+		return
+	}
+	if g.q.empty() {
+		g.state.Add(^uint64(gateQueued - 1)) // clear gateQueued: subtract it
+	}
+	w.granted = true
+	g.mu.Unlock()
+	w.ready <- struct{}{}
+}
+
+// enter takes a slot for t if one is free and no one waits, and otherwise
+// queues t's caller with t's weight. It returns nil if it took a slot.
+func (g *fairGate) enter(t *tenant, weight int32) *fairWaiter {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.q.empty() { // gateQueued is clear, and only this lock sets it
+		for {
+			s := g.state.Load()
+			if uint32(s) < g.capacity {
+				if g.state.CompareAndSwap(s, s+1) {
+					return nil
+				}
+				continue
+			}
+			if g.state.CompareAndSwap(s, s|gateQueued) {
+				break
+			}
+		}
+	}
+	return g.q.push(t, weight)
+}
+
+// leave takes w out of the queue after its wait ended without a turn. It
+// reports false if w got its turn meanwhile: the caller holds the slot.
+func (g *fairGate) leave(w *fairWaiter) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w.granted {
+		return false
+	}
+	g.q.remove(w)
+	if g.q.empty() {
+		g.state.Add(^uint64(gateQueued - 1))
+	}
+	return true
+}
+
+// snapshot returns the slots in use and the callers waiting.
+func (g *fairGate) snapshot() (inUse, waiting int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return int(uint32(g.state.Load())), g.q.n
+}
+
+// admit waits for a's turn at gate g, with a's lease held. On
+// failure it returns the error the acquisition ends with; the caller gives
+// the lease back.
+func (a *acquisition) admit(g *fairGate) error {
+	w := g.enter(a.t, a.t.weight.Load())
+	if w == nil {
+		return nil
+	}
+	a.startWait()
+	defer a.endWait()
+	var err error
+	select {
+	case <-w.ready:
+		return nil
+	case <-a.m.done:
+		err = ErrClosed
+	case <-a.ctx.Done():
+		err = fmt.Errorf("%w (its client's fair share, capacity %d): %w", ErrTenantBusy, g.capacity, ctxError(a.ctx))
+	}
+	if !g.leave(w) {
+		g.release() // the turn came as the wait ended: pass it on
+	}
+	return err
+}
+
+// fairQuantum is the virtual time a grant of weight 1 costs.
+const fairQuantum = 1 << 20
+
+// maxWeight bounds Route.Weight, so that every weight costs at least 16.
+const maxWeight = 1 << 16
+
+// A fairQueue orders the callers waiting at a fairGate by start-time fair
+// queueing over tenants: each tenant's callers form a first-come,
+// first-served flow; each caller gets a virtual start tag, and the caller
+// with the smallest tag goes first. A tenant that starts waiting is tagged
+// with the virtual time (the tag of the last grant), and each of its later
+// callers one cost (fairQuantum / weight) after the one before, so that a
+// tenant with one caller waits behind at most one caller of each other
+// tenant of equal weight, and backlogged tenants share the grants in
+// proportion to their weights.
+//
+// Tags are derived, not stored: a flow's head is tagged
+// max(finish of the flow's last grant, virtual time when the head arrived),
+// and while a flow stays backlogged each later caller's tag is the one
+// before plus the cost. So a caller that gives up leaves no trace: the
+// callers after it are tagged as if it had never come. A flow is dropped
+// when its last caller goes, so the queue holds nothing for tenants that do
+// not wait.
+//
+// A fairQueue is not safe for concurrent use: fairGate.mu guards it.
+type fairQueue struct {
+	vtime uint64                // the start tag of the last grant
+	seq   uint64                // arrivals so far, for ties
+	n     int                   // callers queued
+	flows map[*tenant]*fairFlow // tenants with callers queued
+	order flowHeap              // the same flows, by their head's tag
+}
+
+// A fairFlow is one tenant's queued callers.
+type fairFlow struct {
+	t       *tenant
+	cost    uint64        // fairQuantum / the tenant's weight
+	finish  uint64        // the finish tag of the flow's last grant; 0 before one
+	waiters []*fairWaiter // first come, first served
+	idx     int           // position in fairQueue.order
+}
+
+// A fairWaiter is one queued caller. ready has room for the one signal it
+// gets, so that granting never blocks.
+type fairWaiter struct {
+	flow    *fairFlow
+	arrived uint64 // the queue's virtual time when it arrived
+	seq     uint64
+	granted bool // it has its slot; guarded by fairGate.mu
+	ready   chan struct{}
+}
+
+func (q *fairQueue) empty() bool { return q.n == 0 }
+
+// push queues a caller of t, whose weight is weight (0 counts as 1).
+func (q *fairQueue) push(t *tenant, weight int32) *fairWaiter {
+	q.seq++
+	q.n++
+	w := &fairWaiter{arrived: q.vtime, seq: q.seq, ready: make(chan struct{}, 1)}
+	if f := q.flows[t]; f != nil { // a flow has callers: its head stays
+		w.flow = f
+		f.waiters = append(f.waiters, w)
+		return w
+	}
+	if q.flows == nil {
+		q.flows = make(map[*tenant]*fairFlow)
+	}
+	f := &fairFlow{t: t, cost: fairQuantum / uint64(max(weight, 1)), waiters: []*fairWaiter{w}}
+	w.flow = f
+	q.flows[t] = f
+	heap.Push(&q.order, f)
+	return w
+}
+
+// pop takes the caller whose turn it is, or returns nil if none waits.
+func (q *fairQueue) pop() *fairWaiter {
+	if q.n == 0 {
+		return nil
+	}
+	f := q.order[0]
+	w := f.waiters[0]
+	q.vtime = f.headTag()
+	f.finish = q.vtime + f.cost
+	q.removeAt(f, 0)
+	return w
+}
+
+// remove takes w out of the queue, as if it had never come.
+func (q *fairQueue) remove(w *fairWaiter) {
+	f := w.flow
+	for i, x := range f.waiters {
+		if x == w {
+			q.removeAt(f, i)
+			return
+		}
+	}
+}
+
+func (q *fairQueue) removeAt(f *fairFlow, i int) {
+	f.waiters[i] = nil
+	f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+	q.n--
+	switch {
+	case len(f.waiters) == 0:
+		heap.Remove(&q.order, f.idx)
+		delete(q.flows, f.t)
+	case i == 0:
+		heap.Fix(&q.order, f.idx)
+	}
+}
+
+// headTag is the start tag of f's first caller.
+func (f *fairFlow) headTag() uint64 { return max(f.finish, f.waiters[0].arrived) }
+
+// flowHeap orders flows by their head's tag, then its arrival.
+type flowHeap []*fairFlow
+
+func (h flowHeap) Len() int { return len(h) }
+func (h flowHeap) Less(i, j int) bool {
+	a, b := h[i].headTag(), h[j].headTag()
+	if a != b {
+		return a < b
+	}
+	return h[i].waiters[0].seq < h[j].waiters[0].seq
+}
+func (h flowHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *flowHeap) Push(x any) {
+	f := x.(*fairFlow)
+	f.idx = len(*h)
+	*h = append(*h, f)
+}
+func (h *flowHeap) Pop() any {
+	old := *h
+	f := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return f
+}

@@ -1,0 +1,307 @@
+package mongotenant_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/mongotenant/mongotenant"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// fairGroup returns the GroupStats of group, failing the test if it has none.
+func fairGroup(t *testing.T, m *mongotenant.Manager, group string) mongotenant.GroupStats {
+	t.Helper()
+	for _, g := range m.GroupStats() {
+		if g.Group == group {
+			return g
+		}
+	}
+	t.Fatalf("no group %q in %+v", group, m.GroupStats())
+	return mongotenant.GroupStats{}
+}
+
+// fairWaiting waits until n acquisitions wait for a turn in group.
+func fairWaiting(t *testing.T, m *mongotenant.Manager, group string, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d waiting for a turn", n), func() bool { return fairGroup(t, m, group).FairWaiting == n })
+}
+
+// queued is a caller that got a lease after waiting: it reports its
+// tenant, and releases its lease when told to.
+type queued struct {
+	tenant  string
+	release chan struct{}
+}
+
+// queue starts an Acquire of tenantID that, once granted, sends itself on
+// granted and holds its lease until its release channel is closed. Errors
+// go to errs.
+func queue(m *mongotenant.Manager, tenantID string, granted chan<- queued, errs chan<- error) {
+	go func() {
+		l, err := m.Acquire(context.Background(), tenantID)
+		if err != nil {
+			errs <- err
+			return
+		}
+		q := queued{tenant: tenantID, release: make(chan struct{})}
+		granted <- q
+		<-q.release
+		l.Release()
+	}()
+}
+
+// TestFairSharingServesLightTenantFirst: a shared client at its capacity,
+// a tenant with many callers queued and another with one. The one caller
+// waits behind at most one of the many, though it came last.
+func TestFairSharingServesLightTenantFirst(t *testing.T) {
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(2))
+	acquire(t, m, "light").Release() // bound, so that it queues like the noisy one
+	held := []*mongotenant.Lease{acquire(t, m, "noisy"), acquire(t, m, "noisy")}
+
+	granted, errs := make(chan queued, 10), make(chan error, 10)
+	for range 5 {
+		queue(m, "noisy", granted, errs)
+	}
+	fairWaiting(t, m, "shared", 5)
+	queue(m, "light", granted, errs)
+	fairWaiting(t, m, "shared", 6)
+
+	var order []string
+	held[0].Release()
+	first := <-granted
+	order = append(order, first.tenant)
+	held[1].Release()
+	second := <-granted
+	order = append(order, second.tenant)
+	require.Contains(t, order, "light", "the light tenant waited behind more than one noisy caller: %v", order)
+	require.Equal(t, 2, fairGroup(t, m, "shared").FairInUse)
+
+	// The rest are served in turn as leases are released.
+	rest := []queued{first, second}
+	for served := 2; served < 6; served++ {
+		close(rest[0].release)
+		rest = append(rest[1:], <-granted)
+	}
+	for _, q := range rest {
+		close(q.release)
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	waitFor(t, "every lease released", func() bool { return m.Stats().Leases == 0 })
+	g := fairGroup(t, m, "shared")
+	assert.Zero(t, g.FairInUse)
+	assert.Zero(t, g.FairWaiting)
+	assert.Equal(t, 2, g.FairCapacity)
+}
+
+// TestFairSharingRefusesAtDeadline: a caller whose turn does not come
+// before its ctx ends fails with ErrTenantBusy and ctx's error, and leaves
+// nothing behind: no lease, no queued turn.
+func TestFairSharingRefusesAtDeadline(t *testing.T) {
+	for _, strategy := range []mongotenant.Strategy{mongotenant.Shared(), mongotenant.Grouped(1)} {
+		t.Run(fmt.Sprintf("%T", strategy), func(t *testing.T) {
+			m := newManager(t, mongotenant.WithStrategy(strategy), mongotenant.WithFairSharing(1))
+			acquire(t, m, "b").Release()
+			held := acquire(t, m, "a")
+			group := m.GroupStats()[0].Group
+
+			// Both paths: a cached tenant (the hot path finds no turn) and
+			// a new one (the slow path does).
+			for _, id := range []string{"b", "c"} {
+				_, err := m.Acquire(short(t), id)
+				require.ErrorIs(t, err, mongotenant.ErrTenantBusy)
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+			}
+			s := m.Stats()
+			assert.Equal(t, uint64(2), s.RefusedBusy)
+			assert.Equal(t, uint64(2), s.Waits)
+			assert.Equal(t, 1, s.Leases)
+			assert.Zero(t, s.Waiting)
+			g := fairGroup(t, m, group)
+			assert.Equal(t, 1, g.FairInUse)
+			assert.Zero(t, g.FairWaiting)
+
+			got := acquireLater(m, "c")
+			fairWaiting(t, m, group, 1)
+			held.Release()
+			require.NoError(t, <-got)
+			waitFor(t, "no lease", func() bool { return m.Stats().Leases == 0 })
+			assert.Zero(t, fairGroup(t, m, group).FairInUse)
+		})
+	}
+}
+
+// TestFairSharingLoneTenantUsesWholeCapacity: alone, a tenant holds as
+// many leases as the capacity without waiting, and one more waits.
+func TestFairSharingLoneTenantUsesWholeCapacity(t *testing.T) {
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithPoolSize(4), mongotenant.WithFairSharing(0))
+	var ls []*mongotenant.Lease
+	for range 4 {
+		ls = append(ls, acquire(t, m, "alone"))
+	}
+	assert.Zero(t, m.Stats().Waits)
+	g := fairGroup(t, m, "shared")
+	assert.Equal(t, 4, g.FairCapacity, "the capacity defaults to the pool size")
+	assert.Equal(t, 4, g.FairInUse)
+	_, err := m.Acquire(short(t), "alone")
+	require.ErrorIs(t, err, mongotenant.ErrTenantBusy)
+	for _, l := range ls {
+		l.Release()
+	}
+}
+
+// TestFairSharingWeights: callers of a tenant of weight 3 and of one of
+// weight 1, all queued, are served 3 to 1.
+func TestFairSharingWeights(t *testing.T) {
+	tierOf := func(_ context.Context, id string) (string, error) { return id, nil }
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1),
+		mongotenant.WithTiers(tierOf, map[string]mongotenant.Tier{"gold": {Weight: 3}, "free": {}}))
+	acquire(t, m, "free").Release()
+	held := acquire(t, m, "gold")
+
+	granted, errs := make(chan queued, 60), make(chan error, 60)
+	for range 30 {
+		queue(m, "gold", granted, errs)
+		queue(m, "free", granted, errs)
+	}
+	fairWaiting(t, m, "shared", 60)
+	held.Release()
+	count := map[string]int{}
+	var all []queued
+	for range 40 {
+		q := <-granted
+		count[q.tenant]++
+		all = append(all, q)
+		close(q.release)
+	}
+	for range 20 {
+		all = append(all, <-granted)
+		close(all[len(all)-1].release)
+	}
+	assert.Equal(t, map[string]int{"gold": 30, "free": 10}, count)
+	waitFor(t, "no lease", func() bool { return m.Stats().Leases == 0 })
+}
+
+// TestFairSharingWithBulkhead: a tenant's bulkhead still caps it below
+// the capacity, and its callers waiting at the bulkhead hold no turn.
+func TestFairSharingWithBulkhead(t *testing.T) {
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(3), mongotenant.WithMaxLeases(2))
+	a1, a2 := acquire(t, m, "a"), acquire(t, m, "a")
+	_, err := m.Acquire(short(t), "a")
+	require.ErrorIs(t, err, mongotenant.ErrTenantBusy)
+	assert.Equal(t, 2, fairGroup(t, m, "shared").FairInUse)
+	b := acquire(t, m, "b") // the third turn
+	assert.Equal(t, 3, fairGroup(t, m, "shared").FairInUse)
+	for _, l := range []*mongotenant.Lease{a1, a2, b} {
+		l.Release()
+	}
+	assert.Zero(t, fairGroup(t, m, "shared").FairInUse)
+}
+
+// TestFairSharingDedicatedHasNoQueue: a client made for one tenant is not
+// shared, so it has no fair queue.
+func TestFairSharingDedicatedHasNoQueue(t *testing.T) {
+	m := newManager(t, mongotenant.WithFairSharing(1))
+	l1, l2 := acquire(t, m, "a"), acquire(t, m, "a")
+	assert.Zero(t, m.Stats().Waits)
+	assert.Zero(t, fairGroup(t, m, mongotenant.DedicatedGroup).FairCapacity)
+	l1.Release()
+	l2.Release()
+}
+
+// TestFairSharingInitRunsBeforeTheTurn: a new tenant's init hook runs
+// while the client is full, and its caller then waits for its turn. An
+// init hook that fails or panics leaves no turn and no lease behind.
+func TestFairSharingInitRunsBeforeTheTurn(t *testing.T) {
+	inits := make(chan string, 10)
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1),
+		mongotenant.WithInit(func(_ context.Context, id string, _ *mongo.Database) error {
+			inits <- id
+			switch id {
+			case "fails":
+				return errors.New("no")
+			case "panics":
+				panic("init")
+			}
+			return nil
+		}))
+	held := acquire(t, m, "a")
+	<-inits
+
+	got := acquireLater(m, "b")
+	require.Equal(t, "b", <-inits, "init runs while the client is full")
+	fairWaiting(t, m, "shared", 1)
+
+	_, err := m.Acquire(context.Background(), "fails")
+	require.ErrorIs(t, err, mongotenant.ErrInit)
+	<-inits
+	func() {
+		defer func() { require.Equal(t, "init", recover()) }()
+		_, _ = m.Acquire(context.Background(), "panics")
+	}()
+	<-inits
+	g := fairGroup(t, m, "shared")
+	assert.Equal(t, 1, g.FairInUse)
+	assert.Equal(t, 1, g.FairWaiting)
+
+	held.Release()
+	require.NoError(t, <-got)
+	waitFor(t, "no lease", func() bool { return m.Stats().Leases == 0 })
+	assert.Zero(t, fairGroup(t, m, "shared").FairInUse)
+}
+
+// TestFairSharingCloseEndsWaits: Close fails the callers waiting for a
+// turn with ErrClosed.
+func TestFairSharingCloseEndsWaits(t *testing.T) {
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1))
+	held := acquire(t, m, "a")
+	got := acquireLater(m, "b")
+	fairWaiting(t, m, "shared", 1)
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close(context.Background()) }()
+	require.ErrorIs(t, <-got, mongotenant.ErrClosed)
+	held.Release()
+	require.NoError(t, <-closed)
+	assert.Equal(t, uint64(1), m.Stats().RefusedClosed)
+}
+
+// TestFairSharingWaiterOutlivesEviction: a caller waiting for a turn when
+// its tenants are evicted gets its turn on the client it waited for, which
+// stays connected until that lease is released.
+func TestFairSharingWaiterOutlivesEviction(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1))
+	acquire(t, m, "b").Release()
+	held := acquire(t, m, "a")
+	granted, errs := make(chan queued, 1), make(chan error, 1)
+	queue(m, "b", granted, errs)
+	fairWaiting(t, m, "shared", 1)
+
+	require.NoError(t, m.Evict(ctx, "a"))
+	require.NoError(t, m.Evict(ctx, "b"))
+	assert.Equal(t, 1, m.Stats().Retiring, "the client waits for its leases")
+
+	held.Release()
+	q := <-granted
+	assert.Equal(t, 1, m.Stats().Retiring)
+	close(q.release)
+	waitFor(t, "the client disconnected", func() bool { s := m.Stats(); return s.Retiring == 0 && s.Leases == 0 })
+	assert.Equal(t, uint64(1), m.Stats().Disconnects)
+}
+
+// TestFairSharingOptionIsChecked: a negative capacity is refused.
+func TestFairSharingOptionIsChecked(t *testing.T) {
+	_, err := mongotenant.New(unreachable, mongotenant.WithFairSharing(-1))
+	require.ErrorIs(t, err, mongotenant.ErrInvalidOption)
+	tierOf := func(context.Context, string) (string, error) { return "huge", nil }
+	m := newManager(t, mongotenant.WithTiers(tierOf, map[string]mongotenant.Tier{"huge": {Weight: 1 << 20}}))
+	_, err = m.Acquire(context.Background(), "a")
+	require.ErrorIs(t, err, mongotenant.ErrRoute)
+}
