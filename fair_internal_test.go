@@ -13,15 +13,15 @@ import (
 // tenants ask for a turn, hold it for their tenant's hold time, pause for
 // its think time, and ask again. It records every grant.
 type fairSim struct {
-	t      *testing.T
-	g      *fairGate
-	now    int64
-	events simEvents
-	seq    int
-	queued map[*fairWaiter]*simWorker // waiters not yet granted
-	grants []*simWorker               // in order
-	inUse  int
-	peak   int
+	t       *testing.T
+	g       *fairGate
+	now     int64
+	events  simEvents
+	seq     int
+	queued  map[*fairWaiter]*simWorker // waiters not yet granted
+	grants  []*simWorker               // in order
+	inUse   int
+	peak    int
 	onAsk   func(w *simWorker) // called when a worker asks, if set
 	onGrant func(w *simWorker) // called after each grant, if set
 }
