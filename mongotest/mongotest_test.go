@@ -224,7 +224,7 @@ func Example() {
 }
 
 // TestProxyAddsLatency: a ping through the proxy takes at least the
-// latency set, connections are counted, and Close leaves nothing running.
+// latency set, a command on a database with a delay at least the delay, connections are counted, and Close leaves nothing running.
 func TestProxyAddsLatency(t *testing.T) {
 	srv := embedded(t)
 	p, err := mongotest.NewProxy(srv.URI())
@@ -244,11 +244,26 @@ func TestProxyAddsLatency(t *testing.T) {
 	if took := time.Since(start); took < 30*time.Millisecond {
 		t.Errorf("ping through a 30 ms proxy took %v", took)
 	}
-	if p.Opened() < 1 {
-		t.Errorf("Opened() = %d", p.Opened())
+	if p.Opened() < 1 || p.Open() < 1 {
+		t.Errorf("Opened() = %d, Open() = %d", p.Opened(), p.Open())
 	}
+
+	// A delay on one database holds the replies to its commands.
+	p.SetLatency(0)
+	p.SetDatabaseDelay("slow", 40*time.Millisecond)
+	start = time.Now()
+	if err := c.Database("slow").RunCommand(context.Background(), bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 40*time.Millisecond {
+		t.Errorf("ping on a database with a 40 ms delay took %v", took)
+	}
+
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if p.Open() != 0 {
+		t.Errorf("Open() = %d after Close", p.Open())
 	}
 	if err := c.Ping(context.Background(), nil); err == nil {
 		t.Error("ping succeeded through a closed proxy")
