@@ -20,7 +20,7 @@ import (
 func init() {
 	register(scenario{
 		name:  "noisy",
-		about: "8 light tenants' point reads, quiet and while one tenant floods the server with unindexed scans from 16 goroutines: dedicated, shared, shared with a bulkhead; direct and through a 5 ms proxy",
+		about: "8 light tenants' point reads, quiet and while one tenant floods from 48 goroutines: with reads the proxy delays 20 ms (server time without CPU), and with unindexed scans (CPU); plain shared, shared with a bulkhead, shared and grouped with fair sharing, dedicated",
 		run:   runNoisy,
 	})
 }
@@ -31,16 +31,23 @@ const (
 	noisyLightTenants = 8
 	noisyTinyDocs     = 10
 
-	// noisyFloodGoroutines goroutines of the noisy tenant loop an unindexed
-	// count over noisyDocs documents that matches none. The embedded server decodes
-	// every document in Go (about 50 µs each here), so 1,000 documents cost
-	// tens of ms per scan; 20,000 would cost about half a second.
-	noisyFloodGoroutines = 16
+	// noisyFloodGoroutines goroutines of the noisy tenant loop its
+	// expensive operation. In the CPU-bound variant it is an unindexed count
+	// over noisyDocs documents that matches none: the embedded server
+	// decodes every document in Go (about 50 µs each here), so 1,000
+	// documents cost tens of ms per scan. In the delay variant it is a point
+	// read whose reply the proxy holds noisyDelay: server time that costs
+	// no CPU, so that what remains is the library's doing.
+	noisyFloodGoroutines = 48
 	noisyDocs            = 1000
+	noisyDelay           = 20 * time.Millisecond
 
-	// noisyLatency is the proxy's delay in the variants that model a remote
-	// server, where a connection is held for at least a round trip.
-	noisyLatency = 5 * time.Millisecond
+	// noisyLatency is the proxy's latency in the delay variant: every
+	// round trip takes at least this, as to a server nearby.
+	noisyLatency = time.Millisecond
+
+	// noisyPool is every client's pool size, and so the fair capacity.
+	noisyPool = 10
 
 	// A flood goroutine waits noisyAcquireWait for a lease; on ErrTenantBusy
 	// it counts it, sleeps noisyBackoff and tries again.
@@ -59,11 +66,11 @@ const (
 	noisyColl   = "big"
 )
 
-// A noisyVariant is a strategy and the server it talks to.
+// A noisyVariant is a strategy and the noisy tenant's kind of load.
 type noisyVariant struct {
-	name    string
-	latency time.Duration // 0: the server directly; else through a proxy with this delay
-	opts    []mongotenant.Option
+	name string
+	cpu  bool // the noisy tenant scans (CPU-bound); else its reads are delayed by the proxy
+	opts []mongotenant.Option
 }
 
 func runNoisy(ctx context.Context, env *Env) ([]Result, error) {
@@ -75,25 +82,29 @@ func runNoisy(ctx context.Context, env *Env) ([]Result, error) {
 		return nil, err
 	}
 
+	pool := mongotenant.WithPoolSize(noisyPool)
 	strategies := []struct {
 		name string
 		opts []mongotenant.Option
 	}{
-		{"dedicated, pool 10", []mongotenant.Option{
-			mongotenant.WithStrategy(mongotenant.Dedicated()), mongotenant.WithPoolSize(10), mongotenant.WithMaxClients(0)}},
-		{"shared, pool 20", []mongotenant.Option{
-			mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithPoolSize(20)}},
-		{"shared, pool 20, max leases 2", []mongotenant.Option{
-			mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithPoolSize(20), mongotenant.WithMaxLeases(2)}},
+		{"shared", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), pool}},
+		{"shared+bulkhead 2", []mongotenant.Option{
+			mongotenant.WithStrategy(mongotenant.Shared()), pool, mongotenant.WithMaxLeases(2)}},
+		{"shared+fair", []mongotenant.Option{
+			mongotenant.WithStrategy(mongotenant.Shared()), pool, mongotenant.WithFairSharing(0)}},
+		{"grouped(3)+fair", []mongotenant.Option{
+			mongotenant.WithStrategy(mongotenant.Grouped(3)), pool, mongotenant.WithFairSharing(0)}},
+		{"dedicated", []mongotenant.Option{
+			mongotenant.WithStrategy(mongotenant.Dedicated()), pool, mongotenant.WithMaxClients(0)}},
 	}
 	var variants []noisyVariant
-	for _, latency := range []time.Duration{0, noisyLatency} {
-		where := "direct"
-		if latency > 0 {
-			where = fmt.Sprintf("%v proxy", latency)
+	for _, cpu := range []bool{false, true} {
+		load := fmt.Sprintf("delay %v", noisyDelay)
+		if cpu {
+			load = "CPU"
 		}
 		for _, s := range strategies {
-			variants = append(variants, noisyVariant{s.name + ", " + where, latency, s.opts})
+			variants = append(variants, noisyVariant{load + ", " + s.name, cpu, s.opts})
 		}
 	}
 
@@ -119,7 +130,7 @@ func seedNoisy(ctx context.Context, env *Env, light []string) error {
 		return err
 	}
 	start := time.Now()
-	err = loadSeedTiny(ctx, c, light, noisyTinyDocs)
+	err = loadSeedTiny(ctx, c, append(light[:len(light):len(light)], noisyTenant), noisyTinyDocs)
 	if err == nil {
 		err = noisySeedLarge(ctx, c.Database(loadTenantDB(noisyTenant)).Collection(noisyColl))
 	}
@@ -226,8 +237,19 @@ type noisyFlood struct {
 	wg                      sync.WaitGroup
 }
 
-// noisyStartFlood starts the flood; it runs until Stop or the deadline.
-func noisyStartFlood(ctx context.Context, m *mongotenant.Manager, deadline time.Time) *noisyFlood {
+// noisyOp is the noisy tenant's expensive operation in variant v.
+func noisyOp(v noisyVariant) func(ctx context.Context, db *mongo.Database) error {
+	if v.cpu {
+		return func(ctx context.Context, db *mongo.Database) error {
+			_, err := db.Collection(noisyColl).CountDocuments(ctx, bson.D{{Key: "v", Value: -1}})
+			return err
+		}
+	}
+	return func(ctx context.Context, db *mongo.Database) error { return loadFindTiny(ctx, db, 0) }
+}
+
+// noisyStartFlood starts the flood of op; it runs until Stop or the deadline.
+func noisyStartFlood(ctx context.Context, m *mongotenant.Manager, op func(context.Context, *mongo.Database) error, deadline time.Time) *noisyFlood {
 	f := &noisyFlood{stop: make(chan struct{})}
 	pause := func(d time.Duration) {
 		t := time.NewTimer(d)
@@ -255,7 +277,7 @@ func noisyStartFlood(ctx context.Context, m *mongotenant.Manager, deadline time.
 				}
 				if err == nil {
 					opCtx, cancel := context.WithTimeout(ctx, noisyOpTimeout)
-					_, err = lease.Database().Collection(noisyColl).CountDocuments(opCtx, bson.D{{Key: "v", Value: -1}})
+					err = op(opCtx, lease.Database())
 					cancel()
 					lease.Release()
 				}
@@ -280,31 +302,30 @@ func (f *noisyFlood) Stop() {
 	f.wg.Wait()
 }
 
-// runNoisyVariant measures the light tenants quiet, then next to the flood,
-// on one Manager (and proxy), and closes both. Each phase lasts half the
-// phase duration.
+// runNoisyVariant measures, on one Manager and proxy, the noisy tenant
+// alone, the light tenants quiet, then the light tenants next to the
+// noisy one, and closes both. Each phase lasts half the phase duration.
 func runNoisyVariant(ctx context.Context, env *Env, v noisyVariant, light []string) (Result, error) {
-	uri := env.URI
-	var proxy *mongotest.Proxy
-	if v.latency > 0 {
-		var err error
-		if proxy, err = mongotest.NewProxy(env.URI); err != nil {
-			return Result{}, err
-		}
-		defer proxy.Close() // on an early return; a second Close does nothing
-		proxy.SetLatency(v.latency)
-		uri = proxy.URI()
+	proxy, err := mongotest.NewProxy(env.URI)
+	if err != nil {
+		return Result{}, err
+	}
+	defer proxy.Close() // on an early return; a second Close does nothing
+	if !v.cpu {
+		proxy.SetLatency(noisyLatency)
+		proxy.SetDatabaseDelay(loadTenantDB(noisyTenant), noisyDelay)
 	}
 	opts := append(v.opts[:len(v.opts):len(v.opts)],
 		mongotenant.WithClientOptions(options.Client().SetMonitor(noisySendMonitor())))
-	m, err := mongotenant.New(uri, opts...)
+	m, err := mongotenant.New(proxy.URI(), opts...)
 	if err != nil {
 		return Result{}, err
 	}
 	defer m.Close(ctx) // on an early return; a second Close does nothing
+	op := noisyOp(v)
 
-	// Warm up: every tenant's client and a few connections, and the scan's
-	// cost with nothing else running.
+	// Warm up: every tenant's client and a few connections, and the noisy
+	// operation's cost with nothing else running.
 	warm, cancel := context.WithTimeout(ctx, noisyOpTimeout)
 	defer cancel()
 	for _, id := range light {
@@ -317,34 +338,40 @@ func runNoisyVariant(ctx context.Context, env *Env, v noisyVariant, light []stri
 	var alone Latencies
 	for range 5 {
 		start := time.Now()
-		err := m.Do(warm, noisyTenant, func(ctx context.Context, db *mongo.Database) error {
-			_, err := db.Collection(noisyColl).CountDocuments(ctx, bson.D{{Key: "v", Value: -1}})
-			return err
-		})
-		if err != nil {
+		if err := m.Do(warm, noisyTenant, op); err != nil {
 			return Result{}, err
 		}
 		alone = append(alone, time.Since(start))
 	}
 
 	phase := env.Duration / 2
+	lone := noisyStartFlood(ctx, m, op, time.Now().Add(phase))
+	lone.wg.Wait()
+	loneRate := float64(lone.completed.Load()) / phase.Seconds()
+	env.Progress("%s, noisy alone: %.0f ops/s; %d busy, %d failed", v.name, loneRate, lone.busy.Load(), lone.failed.Load())
+
 	quiet := noisyRunLight(ctx, m, light, phase)
 	if len(quiet.lat) == 0 {
 		return Result{}, fmt.Errorf("quiet phase: every light operation failed: %w", quiet.firstErr)
 	}
 	env.Progress("%s, quiet: light p50 %v, p99 %v over %d ops", v.name, quiet.lat.Percentile(50), quiet.lat.Percentile(99), len(quiet.lat))
 
-	f := noisyStartFlood(ctx, m, time.Now().Add(noisyRamp+phase))
+	floodStart := time.Now()
+	f := noisyStartFlood(ctx, m, op, floodStart.Add(noisyRamp+phase))
 	time.Sleep(noisyRamp)
 	loud := noisyRunLight(ctx, m, light, phase)
+	sockets := proxy.Open()
 	f.Stop()
+	floodRate := float64(f.completed.Load()) / time.Since(floodStart).Seconds()
 	if len(loud.lat) == 0 {
 		return Result{}, fmt.Errorf("noisy phase: every light operation failed: %w", loud.firstErr)
 	}
-	env.Progress("%s, noisy: light p50 %v, p99 %v over %d ops; %d scans, %d busy, %d failed",
-		v.name, loud.lat.Percentile(50), loud.lat.Percentile(99), len(loud.lat), f.completed.Load(), f.busy.Load(), f.failed.Load())
-	if f.firstErr != nil {
-		env.Progress("%s: first noisy failure: %v", v.name, f.firstErr)
+	env.Progress("%s, noisy: light p50 %v, p99 %v over %d ops; noisy %.0f ops/s, %d busy, %d failed; %d sockets",
+		v.name, loud.lat.Percentile(50), loud.lat.Percentile(99), len(loud.lat), floodRate, f.busy.Load(), f.failed.Load(), sockets)
+	for _, e := range []error{lone.firstErr, f.firstErr} {
+		if e != nil {
+			env.Progress("%s: first noisy failure: %v", v.name, e)
+		}
 	}
 	if err := loadFirstError(quiet.firstErr, loud.firstErr); err != nil {
 		env.Progress("%s: first light failure: %v", v.name, err)
@@ -357,7 +384,7 @@ func runNoisyVariant(ctx context.Context, env *Env, v noisyVariant, light []stri
 		return float64(a) / float64(b)
 	}
 	r := Result{Scenario: "noisy", Variant: v.name}
-	r.Add("scan alone p50", ms(alone.Percentile(50)), "ms").
+	r.Add("noisy op alone p50", ms(alone.Percentile(50)), "ms").
 		Add("quiet p50", ms(quiet.lat.Percentile(50)), "ms").
 		Add("noisy p50", ms(loud.lat.Percentile(50)), "ms").
 		Add("p50 ratio", ratio(loud.lat.Percentile(50), quiet.lat.Percentile(50)), "x").
@@ -368,28 +395,29 @@ func runNoisyVariant(ctx context.Context, env *Env, v noisyVariant, light []stri
 		Add("noisy pre-send p99", ms(loud.wait.Percentile(99)), "ms").
 		Add("light ops quiet", float64(len(quiet.lat)), "").
 		Add("light ops noisy", float64(len(loud.lat)), "").
-		Add("noisy scans", float64(f.completed.Load()), "").
-		Add("noisy busy", float64(f.busy.Load()), "").
-		Add("failed", float64(quiet.failed+loud.failed+int(f.failed.Load())), "")
+		Add("noisy alone ops/s", loneRate, "").
+		Add("noisy ops/s", floodRate, "").
+		Add("noisy busy", float64(lone.busy.Load()+f.busy.Load()), "").
+		Add("server sockets", float64(sockets), "").
+		Add("failed", float64(quiet.failed+loud.failed+int(lone.failed.Load()+f.failed.Load())), "")
 
 	if err := loadCloseManager(m); err != nil {
 		return Result{}, err
 	}
-	if proxy != nil {
-		if err := proxy.Close(); err != nil {
-			return Result{}, err
-		}
+	if err := proxy.Close(); err != nil {
+		return Result{}, err
 	}
 	return r, nil
 }
 
 func noisyNotes(env *Env) []string {
 	return []string{
-		fmt.Sprintf("Light load: %d tenants, one goroutine each, looping FindOne by _id on %d documents, first for %v alone (quiet), then for %v while the noisy tenant's %d goroutines loop a count over %d unindexed documents that matches none (the flood starts %v earlier and stops with the light window). Scan alone p50 is 5 such counts one at a time before the quiet phase. Pre-send is the time from Do to the command being sent (lease, server selection, pool check-out, and waiting for a CPU along the way): the part of a light read that client-side isolation can control.",
-			noisyLightTenants, noisyTinyDocs, env.Duration/2, env.Duration/2, noisyFloodGoroutines, noisyDocs, noisyRamp),
-		fmt.Sprintf("With max leases 2 the noisy tenant holds at most 2 leases; its other goroutines wait up to %v in Acquire, and on ErrTenantBusy (noisy busy) sleep %v and try again. Dedicated pool 10 caps its concurrent scans at 10, the bulkhead at 2, plain shared pool 20 not at all, so the strategies also differ in how much server CPU the flood gets.",
-			noisyAcquireWait, noisyBackoff),
-		fmt.Sprintf("The server (embedded FerretDB on SQLite) runs in this process on the same %d CPUs as the load generator, so a CPU-heavy noisy tenant slows the server for every tenant whatever the client side does: client-side strategies can isolate only pool and queue contention (pre-send), not the server's CPU. The proxy variants add a round trip of %v, so connections are held longer and pool waits weigh more against CPU. The numbers are as measured, with no tuning toward a target.", runtime.NumCPU(), noisyLatency),
-		"failed counts light and noisy operations that returned an error other than ErrTenantBusy.",
+		fmt.Sprintf("Light load: %d tenants, one goroutine each, looping FindOne by _id on %d documents, first for %v alone (quiet), then for %v while the noisy tenant's %d goroutines loop their operation (the flood starts %v earlier and stops with the light window). Before both, the noisy tenant floods alone for %v (noisy alone ops/s); noisy op alone p50 is 5 of its operations one at a time. Pre-send is the time from Do to the command being sent (lease, fair turn, server selection, pool check-out, and waiting for a CPU along the way): the part of a light read that client-side isolation can control.",
+			noisyLightTenants, noisyTinyDocs, env.Duration/2, env.Duration/2, noisyFloodGoroutines, noisyRamp, env.Duration/2),
+		fmt.Sprintf("Every variant talks to the server through a proxy, which counts server sockets (monitoring included) at the end of the noisy phase. delay: the proxy adds %v to every reply and holds the noisy tenant's replies %v more, so its reads hold a connection like slow queries while the server's CPU stays idle: this isolates what the library does. CPU: no added delay; the noisy tenant loops a count over %d unindexed documents, and the server (embedded FerretDB on SQLite, in this process, on the same %d CPUs) slows every tenant whatever the client does.",
+			noisyLatency, noisyDelay, noisyDocs, runtime.NumCPU()),
+		fmt.Sprintf("Every client has pool %d; fair sharing's capacity is the pool size. A noisy goroutine waits up to %v in Acquire; on ErrTenantBusy (noisy busy: its bulkhead of 2, or its fair turn not come) it sleeps %v and tries again. grouped(3) shares each client between about a third of the tenants, the noisy one and two or three light ones.",
+			noisyPool, noisyAcquireWait, noisyBackoff),
+		fmt.Sprintf("failed counts light and noisy operations that returned an error other than ErrTenantBusy. The flood's %d goroutines, %.1f times the pool, were chosen so that it saturates a plain shared pool with a queue; the numbers are as measured.", noisyFloodGoroutines, float64(noisyFloodGoroutines)/noisyPool),
 	}
 }
