@@ -14,8 +14,9 @@ import (
 // use. A cached tenant costs no network I/O, no lock and no allocation. The
 // lease must be released; until then its client stays connected.
 //
-// ctx bounds only the wait for the lease (a busy tenant, the budget, another
-// caller resolving the tenant's route or creating its client); the lease
+// ctx bounds only the wait for the lease (a busy tenant, its turn at a
+// fairly shared client, the budget, another caller resolving the tenant's
+// route or creating its client); the lease
 // outlives it. To wait briefly for a busy tenant and then do longer work,
 // acquire with a short ctx.
 //
@@ -174,18 +175,30 @@ func (a *acquisition) traced(found *tenant) (_ *tenant, _ *binding, _ *leaseCell
 // which a user callback panicked.
 var errPanicked = errors.New("mongotenant: a callback panicked")
 
-func (a *acquisition) run(t *tenant) (err error) {
+func (a *acquisition) run(t *tenant) error {
 	if a.b != nil { // the hot path leased t: only the turn is missing
 		a.miss = true
 		a.cell = a.m.counters.cell()
 		a.m.slowGrants.Add(1)
-		return a.takeTurn()
-	}
-	if err = a.lease(t); err != nil {
+	} else if err := a.lease(t); err != nil {
 		return err
 	}
-	if !a.admitted {
-		return a.takeTurn()
+	for !a.admitted {
+		if err := a.takeTurn(); err != nil {
+			return err
+		}
+		if genOf(a.t.word.Load()) == a.b.gen {
+			break
+		}
+		// The tenant left the client while its caller waited for a turn
+		// there (Evict, Forget, a new route, a suspension): go round
+		// again, as a caller waiting at the bulkhead does.
+		t = a.t
+		a.giveBack(a.t, a.b)
+		a.t, a.b, a.cell, a.admitted = nil, nil, nil, false
+		if err := a.lease(t); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -197,8 +210,10 @@ func (a *acquisition) takeTurn() error {
 	if err != nil {
 		a.giveBack(a.t, a.b)
 		a.t, a.b, a.cell = nil, nil, nil
+		return err
 	}
-	return err
+	a.admitted = true
+	return nil
 }
 
 // lease takes the acquisition to a lease on t's client, through whatever
@@ -466,7 +481,7 @@ func (m *Manager) bind(a *acquisition, t *tenant, ver uint32, s routeShape) (*bi
 		c := m.clients[s.key]
 		switch {
 		case c == nil:
-			c = newClient(m, s.key, s.dedicated)
+			c = newClient(m, s.key)
 			m.clients[s.key] = c
 			m.creating++
 			m.building.Add(1)

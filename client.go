@@ -17,6 +17,11 @@ type clientKey struct {
 	group    string              // from the strategy; "\x00tenant:<id>" with per-tenant credentials
 	poolSize uint64              // the client's maxPoolSize
 	auth     *options.Credential // per-tenant credentials, or nil
+	// dedicated is set for a client made for one tenant (its group is the
+	// tenant's ID, or it has the tenant's credentials), so that a tenant
+	// whose ID is a shared group's name ("shared") does not take that
+	// group's client for its own.
+	dedicated bool
 }
 
 // clientState is where a client is in its life. It only moves forward.
@@ -32,11 +37,10 @@ const (
 
 // client is one *mongo.Client and its accounting.
 type client struct {
-	m         *Manager
-	key       clientKey
-	dedicated bool // made for one tenant: its group is the tenant's ID, or it has the tenant's credentials
-	handles   handleCache
-	gate      *fairGate // shares the client between its tenants (WithFairSharing), or nil
+	m       *Manager
+	key     clientKey
+	handles handleCache
+	gate    *fairGate // shares the client between its tenants (WithFairSharing), or nil
 
 	// lastUsed is, for a client several tenants may share, the coarse
 	// clock at a recent Release: Release stores it only when the clock has
@@ -66,10 +70,10 @@ type client struct {
 	orphaned bool          // cached with no tenant: see Manager.orphans
 }
 
-func newClient(m *Manager, key clientKey, dedicated bool) *client {
-	c := &client{m: m, key: key, dedicated: dedicated, gate: m.cfg.fairGateFor(key.poolSize, dedicated)}
+func newClient(m *Manager, key clientKey) *client {
+	c := &client{m: m, key: key, gate: m.cfg.fairGateFor(key.poolSize, key.dedicated)}
 	c.handles.max = handlesPerClient
-	if dedicated {
+	if key.dedicated {
 		c.handles.max = 1
 	}
 	return c
@@ -77,7 +81,7 @@ func newClient(m *Manager, key clientKey, dedicated bool) *client {
 
 // group is c's group for events, GroupStats and metrics: never a tenant ID.
 func (c *client) group() string {
-	if c.dedicated {
+	if c.key.dedicated {
 		return DedicatedGroup
 	}
 	return c.key.group
@@ -87,7 +91,7 @@ func (c *client) group() string {
 // holds m.mu, which keeps c's members from changing.
 func (c *client) recentUseLocked() int64 {
 	last := max(c.created, c.lastUsed.Load())
-	if c.dedicated && c.members != nil {
+	if c.key.dedicated && c.members != nil {
 		last = max(last, c.members.lastUsed.Load())
 	}
 	return last

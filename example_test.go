@@ -122,3 +122,44 @@ func ExampleWithTiers() {
 	// acme: enterprise, pool 20
 	// tiny: free, pool 3
 }
+
+func ExampleWithFairSharing() {
+	tierOf := func(_ context.Context, tenantID string) (string, error) {
+		if tenantID == "acme" {
+			return "enterprise", nil
+		}
+		return "free", nil
+	}
+	m, err := mongotenant.New("mongodb://127.0.0.1:27017/",
+		mongotenant.WithStrategy(mongotenant.Shared()),
+		mongotenant.WithPoolSize(20),
+		mongotenant.WithFairSharing(0), // capacity: the pool size
+		mongotenant.WithTiers(tierOf, map[string]mongotenant.Tier{
+			"free":       {Weight: 1},
+			"enterprise": {Weight: 4}, // four turns to a free tenant's one while both wait
+		}))
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close(context.Background())
+
+	// A long handler takes a turn for each database step, not for the
+	// whole request: slow work between steps holds no share of the client.
+	ctx := context.Background()
+	for _, step := range []string{"load", "save"} {
+		err := m.Do(ctx, "acme", func(ctx context.Context, db *mongo.Database) error {
+			fmt.Println(step, "on", db.Name()) // db.Collection("orders")...
+			return nil
+		})
+		if errors.Is(err, mongotenant.ErrTenantBusy) {
+			return // its turn did not come before ctx ended: 429
+		}
+		// Render, call another service...
+	}
+	g := m.GroupStats()[0]
+	fmt.Printf("%s: capacity %d, in use %d, waiting %d\n", g.Group, g.FairCapacity, g.FairInUse, g.FairWaiting)
+	// Output:
+	// load on user_acme_db
+	// save on user_acme_db
+	// shared: capacity 20, in use 0, waiting 0
+}

@@ -11,18 +11,23 @@ import (
 // [Shared] and [Grouped] strategies) fairly between them: at most capacity
 // leases on the client at once (0 means the client's pool size), and when
 // more are wanted, each freed slot goes to the tenant whose turn it is, not
-// to whoever asked first. A tenant with one waiting Acquire is served before
-// another tenant's hundredth; a tenant alone may use the whole capacity.
-// Tenants are weighted by [Route.Weight] ([Tier.Weight]): a tenant of
-// weight 2 gets twice the turns of a tenant of weight 1 while both wait.
+// to whoever asked first. Waiting tenants take turns round robin, so a
+// tenant with one waiting Acquire waits behind at most one lease of each
+// other tenant of equal weight, not behind another tenant's hundred; a
+// tenant alone may use the whole capacity. Tenants are weighted by
+// [Route.Weight] ([Tier.Weight]): while both wait, a tenant of weight 2
+// gets two leases in a row for each one a tenant of weight 1 gets. A new
+// weight applies from the tenant's next wait.
 //
 // The unit of admission is the lease: hold one only while talking to the
 // database, and in a long handler call [Manager.Do] around each database
 // step, so that slow work between steps does not hold a share. An Acquire
 // waits for its turn until ctx ends, then fails with an error wrapping
 // [ErrTenantBusy]. A tenant's bulkhead ([WithMaxLeases]) still applies, and
-// counts its leases waiting for a turn. The init hook ([WithInit]) runs
-// before its caller's turn. Clients made for one tenant ([Dedicated], or
+// counts its leases waiting for a turn. The init hook ([WithInit]) may run
+// before its caller has a turn. A caller waiting for a turn on a client
+// its tenant leaves (Evict, Forget, a new route) goes round again, to the
+// tenant's next client. Clients made for one tenant ([Dedicated], or
 // per-tenant credentials) have no fair queue: their pool is the tenant's.
 //
 // Default off: leases on a shared client are unlimited, and the driver's
@@ -166,7 +171,11 @@ func (a *acquisition) admit(g *fairGate) error {
 	var err error
 	select {
 	case <-w.ready:
-		return nil
+		if !a.m.closed.Load() {
+			return nil
+		}
+		g.release()
+		return ErrClosed
 	case <-a.m.done:
 		err = ErrClosed
 	case <-a.ctx.Done():
@@ -178,55 +187,55 @@ func (a *acquisition) admit(g *fairGate) error {
 	return err
 }
 
-// fairQuantum is the virtual time a grant of weight 1 costs.
-const fairQuantum = 1 << 20
-
-// maxWeight bounds Route.Weight, so that every weight costs at least 16.
+// maxWeight bounds Route.Weight: the grants a tenant may get in a row.
 const maxWeight = 1 << 16
 
-// A fairQueue orders the callers waiting at a fairGate by start-time fair
-// queueing over tenants: each tenant's callers form a first-come,
-// first-served flow; each caller gets a virtual start tag, and the caller
-// with the smallest tag goes first. A tenant that starts waiting is tagged
-// with the virtual time (the tag of the last grant), and each of its later
-// callers one cost (fairQuantum / weight) after the one before, so that a
-// tenant with one caller waits behind at most one caller of each other
-// tenant of equal weight, and backlogged tenants share the grants in
-// proportion to their weights.
+// A fairQueue orders the callers waiting at a fairGate by deficit round
+// robin over tenants: each tenant's callers form a first-come,
+// first-served flow; flows take turns in the order they became active,
+// and a flow whose turn it is gets as many grants in a row as its weight
+// (fewer if it runs out of callers), then goes to the back. So a tenant
+// with one caller waits behind at most one turn of each other tenant
+// (one grant each at equal weights), backlogged tenants share the grants
+// in proportion to their weights, and no tenant starves.
 //
-// Tags are derived, not stored: a flow's head is tagged
-// max(finish of the flow's last grant, virtual time when the head arrived),
-// and while a flow stays backlogged each later caller's tag is the one
-// before plus the cost. So a caller that gives up leaves no trace: the
-// callers after it are tagged as if it had never come. A flow is dropped
-// when its last caller goes, so the queue holds nothing for tenants that do
-// not wait.
+// A flow that runs out of callers after it was served keeps its place
+// until its place comes round, empty, so that a tenant with one caller,
+// asking again as soon as it is served, is not sent to the back each
+// time while a crowd keeps its place. Empty flows are dropped when their
+// place comes round, and all at once when no caller waits: the queue
+// holds nothing for tenants that stopped waiting.
+//
+// Positions are derived where they can be: a flow not yet served since it
+// became active stands where its first caller arrived, so a caller that
+// gives up leaves no trace: the queue is as if it had never come.
 //
 // A fairQueue is not safe for concurrent use: fairGate.mu guards it.
 type fairQueue struct {
-	vtime uint64                // the start tag of the last grant
-	seq   uint64                // arrivals so far, for ties
+	clock uint64                // ticks at each arrival and each turn's end: positions
 	n     int                   // callers queued
-	flows map[*tenant]*fairFlow // tenants with callers queued
-	order flowHeap              // the same flows, by their head's tag
+	flows map[*tenant]*fairFlow // tenants with callers queued, or an empty flow keeping their place
+	order flowHeap              // the same flows, by position
 }
 
 // A fairFlow is one tenant's queued callers.
 type fairFlow struct {
 	t       *tenant
-	cost    uint64        // fairQuantum / the tenant's weight
-	finish  uint64        // the finish tag of the flow's last grant; 0 before one
-	waiters []*fairWaiter // first come, first served
-	idx     int           // position in fairQueue.order
+	weight  int32         // grants per turn, from the tenant's weight when the flow became active
+	left    int32         // grants left in its current turn; 0 before its first
+	served  bool          // it has been served since it became active: pos holds its position
+	pos     uint64        // its position once served
+	waiters []*fairWaiter // first come, first served, from head
+	head    int
+	idx     int // position in fairQueue.order
 }
 
 // A fairWaiter is one queued caller. ready has room for the one signal it
 // gets, so that granting never blocks.
 type fairWaiter struct {
 	flow    *fairFlow
-	arrived uint64 // the queue's virtual time when it arrived
-	seq     uint64
-	granted bool // it has its slot; guarded by fairGate.mu
+	arrived uint64 // the queue's clock when it arrived
+	granted bool   // it has its slot; guarded by fairGate.mu
 	ready   chan struct{}
 }
 
@@ -234,10 +243,10 @@ func (q *fairQueue) empty() bool { return q.n == 0 }
 
 // push queues a caller of t, whose weight is weight (0 counts as 1).
 func (q *fairQueue) push(t *tenant, weight int32) *fairWaiter {
-	q.seq++
+	q.clock++
 	q.n++
-	w := &fairWaiter{arrived: q.vtime, seq: q.seq, ready: make(chan struct{}, 1)}
-	if f := q.flows[t]; f != nil { // a flow has callers: its head stays
+	w := &fairWaiter{arrived: q.clock, ready: make(chan struct{}, 1)}
+	if f := q.flows[t]; f != nil { // a flow has callers, or keeps its place: its position stays
 		w.flow = f
 		f.waiters = append(f.waiters, w)
 		return w
@@ -245,7 +254,7 @@ func (q *fairQueue) push(t *tenant, weight int32) *fairWaiter {
 	if q.flows == nil {
 		q.flows = make(map[*tenant]*fairFlow)
 	}
-	f := &fairFlow{t: t, cost: fairQuantum / uint64(max(weight, 1)), waiters: []*fairWaiter{w}}
+	f := &fairFlow{t: t, weight: max(weight, 1), waiters: []*fairWaiter{w}}
 	w.flow = f
 	q.flows[t] = f
 	heap.Push(&q.order, f)
@@ -257,19 +266,30 @@ func (q *fairQueue) pop() *fairWaiter {
 	if q.n == 0 {
 		return nil
 	}
+	for q.order[0].live() == 0 { // an empty flow's place came round
+		f := heap.Pop(&q.order).(*fairFlow)
+		delete(q.flows, f.t)
+	}
 	f := q.order[0]
-	w := f.waiters[0]
-	q.vtime = f.headTag()
-	f.finish = q.vtime + f.cost
-	q.removeAt(f, 0)
+	if f.left == 0 {
+		f.left = f.weight // its turn starts
+	}
+	f.left--
+	f.pos, f.served = f.position(), true
+	w := f.waiters[f.head]
+	if f.left == 0 { // its turn ends: to the back
+		q.clock++
+		f.pos = q.clock
+	}
+	q.removeAt(f, f.head)
 	return w
 }
 
 // remove takes w out of the queue, as if it had never come.
 func (q *fairQueue) remove(w *fairWaiter) {
 	f := w.flow
-	for i, x := range f.waiters {
-		if x == w {
+	for i := f.head; i < len(f.waiters); i++ {
+		if f.waiters[i] == w {
 			q.removeAt(f, i)
 			return
 		}
@@ -277,32 +297,48 @@ func (q *fairQueue) remove(w *fairWaiter) {
 }
 
 func (q *fairQueue) removeAt(f *fairFlow, i int) {
-	f.waiters[i] = nil
-	f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
 	q.n--
-	switch {
-	case len(f.waiters) == 0:
+	if i == f.head {
+		f.waiters[i] = nil
+		f.head++
+	} else {
+		f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+	}
+	switch live := f.live(); {
+	case q.n == 0: // no one waits: no place to keep
+		clear(q.order)
+		q.order = q.order[:0]
+		clear(q.flows)
+		return
+	case live == 0 && !f.served: // as if it had never come
 		heap.Remove(&q.order, f.idx)
 		delete(q.flows, f.t)
-	case i == 0:
-		heap.Fix(&q.order, f.idx)
+		return
+	case f.head > live: // compact, so that a long queue's slice does not only grow
+		n := copy(f.waiters, f.waiters[f.head:])
+		clear(f.waiters[n:])
+		f.waiters, f.head = f.waiters[:n], 0
 	}
+	heap.Fix(&q.order, f.idx)
 }
 
-// headTag is the start tag of f's first caller.
-func (f *fairFlow) headTag() uint64 { return max(f.finish, f.waiters[0].arrived) }
+// live returns the number of f's callers.
+func (f *fairFlow) live() int { return len(f.waiters) - f.head }
 
-// flowHeap orders flows by their head's tag, then its arrival.
+// position is where f stands: where it was when last served, or where its
+// first caller arrived if it has not been served since it became active.
+func (f *fairFlow) position() uint64 {
+	if f.served {
+		return f.pos
+	}
+	return f.waiters[f.head].arrived
+}
+
+// flowHeap orders flows by position.
 type flowHeap []*fairFlow
 
-func (h flowHeap) Len() int { return len(h) }
-func (h flowHeap) Less(i, j int) bool {
-	a, b := h[i].headTag(), h[j].headTag()
-	if a != b {
-		return a < b
-	}
-	return h[i].waiters[0].seq < h[j].waiters[0].seq
-}
+func (h flowHeap) Len() int           { return len(h) }
+func (h flowHeap) Less(i, j int) bool { return h[i].position() < h[j].position() }
 func (h flowHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = i, j

@@ -1,8 +1,10 @@
 package mongotenant
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -254,13 +256,13 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 				g := newFairGate(1)
 				a, b, c, d := &tenant{id: "a"}, &tenant{id: "b"}, &tenant{id: "c"}, &tenant{id: "d"}
 				require.Nil(t, g.enter(a, 1)) // holds the only turn
-				// Two grants to d move virtual time on first.
+				// Two grants to d move the queue on first.
 				d1, d2 := g.enter(d, 1), g.enter(d, 1)
 				g.release()
 				require.True(t, d1.granted)
 				g.release()
 				require.True(t, d2.granted)
-				require.NotZero(t, g.q.vtime)
+				require.NotZero(t, g.q.clock)
 
 				var ws []*fairWaiter
 				var extra *fairWaiter
@@ -329,11 +331,53 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 }
 
 // fairState describes g's queue: what a cancelled waiter must not change.
+// Positions are compared by order, not value: a waiter that never came
+// would not have moved the clock.
 func fairState(g *fairGate) string {
 	q := &g.q
-	out := fmt.Sprintf("v=%d n=%d state=%x;", q.vtime, q.n, g.state.Load())
-	for _, f := range q.order {
-		out += fmt.Sprintf(" %s:finish=%d head=%d len=%d", f.t.id, f.finish, f.headTag(), len(f.waiters))
+	flows := slices.Clone(q.order)
+	slices.SortFunc(flows, func(a, b *fairFlow) int { return cmp.Compare(a.position(), b.position()) })
+	out := fmt.Sprintf("n=%d state=%x;", q.n, g.state.Load())
+	for _, f := range flows {
+		out += fmt.Sprintf(" %s:weight=%d left=%d served=%v len=%d", f.t.id, f.weight, f.left, f.served, len(f.waiters)-f.head)
 	}
 	return out
+}
+
+// TestFairNoStarvation: tenants with one caller each, asking again as
+// soon as they are served, do not starve a tenant with many callers; and
+// the weights of backlogged tenants hold against them.
+func TestFairNoStarvation(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		capacity int
+		tenants  []struct{ weight, callers int }
+		// want is each tenant's share of the grants.
+		want []float64
+	}{
+		{"two single callers and a crowd", 1,
+			[]struct{ weight, callers int }{{1, 1}, {1, 1}, {1, 20}}, []float64{1. / 3, 1. / 3, 1. / 3}},
+		{"a heavy crowd and ten single callers", 4,
+			[]struct{ weight, callers int }{{10, 20}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}},
+			[]float64{.5, .05, .05, .05, .05, .05, .05, .05, .05, .05, .05}},
+		{"weight 3 against a single caller", 1,
+			[]struct{ weight, callers int }{{3, 8}, {1, 1}}, []float64{.75, .25}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newFairSim(t, tc.capacity)
+			var sts []*simTenant
+			for i, x := range tc.tenants {
+				st := s.tenant(fmt.Sprintf("t%d", i), int32(x.weight), 10, 0)
+				sts = append(sts, st)
+				s.start(st, x.callers, int64(i))
+			}
+			const grants = 10_000
+			s.run(1<<62, grants)
+			for i, st := range sts {
+				want := grants * tc.want[i]
+				assert.InEpsilon(t, want, float64(st.grants), 0.10, "tenant %s (weight %d, %d callers): %d grants, want about %.0f",
+					st.name, st.weight, tc.tenants[i].callers, st.grants, want)
+			}
+		})
+	}
 }

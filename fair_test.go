@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mongotenant/mongotenant"
 	"github.com/stretchr/testify/assert"
@@ -272,10 +274,11 @@ func TestFairSharingCloseEndsWaits(t *testing.T) {
 	assert.Equal(t, uint64(1), m.Stats().RefusedClosed)
 }
 
-// TestFairSharingWaiterOutlivesEviction: a caller waiting for a turn when
-// its tenants are evicted gets its turn on the client it waited for, which
-// stays connected until that lease is released.
-func TestFairSharingWaiterOutlivesEviction(t *testing.T) {
+// TestFairSharingWaiterFollowsItsTenant: a caller waiting for a turn when
+// its tenant leaves the client (Evict) is not served on the client the
+// tenant left: it goes round again, to the tenant's new client; the old
+// one is disconnected after its last lease.
+func TestFairSharingWaiterFollowsItsTenant(t *testing.T) {
 	ctx := context.Background()
 	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1))
 	acquire(t, m, "b").Release()
@@ -290,10 +293,91 @@ func TestFairSharingWaiterOutlivesEviction(t *testing.T) {
 
 	held.Release()
 	q := <-granted
-	assert.Equal(t, 1, m.Stats().Retiring)
+	s := m.Stats()
+	assert.Equal(t, uint64(2), s.Created, "the waiter went round to a new client")
+	assert.Equal(t, 1, s.Clients)
+	assert.Equal(t, 1, fairGroup(t, m, "shared").FairInUse)
 	close(q.release)
-	waitFor(t, "the client disconnected", func() bool { s := m.Stats(); return s.Retiring == 0 && s.Leases == 0 })
+	waitFor(t, "the old client disconnected", func() bool { s := m.Stats(); return s.Retiring == 0 && s.Leases == 0 })
 	assert.Equal(t, uint64(1), m.Stats().Disconnects)
+}
+
+// TestFairSharingWaiterSeesSuspension: a caller waiting for a turn when a
+// Router suspends its tenant is refused, as a caller waiting at the
+// bulkhead is: it asks the Routers again.
+func TestFairSharingWaiterSeesSuspension(t *testing.T) {
+	for _, fair := range []bool{true, false} {
+		t.Run(fmt.Sprint("fair=", fair), func(t *testing.T) {
+			var suspended atomic.Bool
+			router := func(_ context.Context, id string, _ *mongotenant.Route) error {
+				if id == "b" && suspended.Load() {
+					return mongotenant.ErrTenantSuspended
+				}
+				return nil
+			}
+			opts := []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithRouter(router)}
+			var held *mongotenant.Lease
+			if fair {
+				m := newManager(t, append(opts, mongotenant.WithFairSharing(1))...)
+				acquire(t, m, "b").Release()
+				held = acquire(t, m, "a")
+				testSuspendWaiter(t, m, held, &suspended)
+			} else {
+				m := newManager(t, append(opts, mongotenant.WithMaxLeases(1))...)
+				held = acquire(t, m, "b")
+				testSuspendWaiter(t, m, held, &suspended)
+			}
+		})
+	}
+}
+
+func testSuspendWaiter(t *testing.T, m *mongotenant.Manager, held *mongotenant.Lease, suspended *atomic.Bool) {
+	got := acquireLater(m, "b")
+	waitFor(t, "a waiter", func() bool { return m.Stats().Waiting == 1 })
+	suspended.Store(true)
+	require.ErrorIs(t, m.Refresh(context.Background(), "b"), mongotenant.ErrTenantSuspended)
+	held.Release()
+	require.ErrorIs(t, <-got, mongotenant.ErrTenantSuspended)
+	waitFor(t, "no lease", func() bool { return m.Stats().Leases == 0 })
+}
+
+// TestFairSharingWaiterAfterForget: Forget's promise that the init hook
+// runs again before the tenant's next lease holds for a caller that was
+// waiting for a turn when Forget ran.
+func TestFairSharingWaiterAfterForget(t *testing.T) {
+	var inits atomic.Int32
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1),
+		mongotenant.WithInit(func(_ context.Context, id string, _ *mongo.Database) error {
+			if id == "b" {
+				inits.Add(1)
+			}
+			return nil
+		}))
+	acquire(t, m, "b").Release()
+	held := acquire(t, m, "a")
+	got := acquireLater(m, "b")
+	fairWaiting(t, m, "shared", 1)
+	require.NoError(t, m.Forget(context.Background(), "b"))
+	held.Release()
+	require.NoError(t, <-got)
+	require.Equal(t, int32(2), inits.Load(), "a lease was granted after Forget without the init hook running again")
+}
+
+// TestFairSharingTenantNamedLikeItsGroup: a tenant whose ID is the shared
+// group's name gets a client of its own; the shared client keeps its fair
+// queue.
+func TestFairSharingTenantNamedLikeItsGroup(t *testing.T) {
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l0 := acquire(t, m, "shared")
+	l1, err := m.Acquire(ctx, "a") // the shared client's turn, not taken by "shared"
+	require.NoError(t, err)
+	_, err = m.Acquire(short(t), "b")
+	require.ErrorIs(t, err, mongotenant.ErrTenantBusy, "the shared client lost its fair queue")
+	assert.Equal(t, 1, fairGroup(t, m, "shared").FairCapacity)
+	l0.Release()
+	l1.Release()
 }
 
 // TestFairSharingOptionIsChecked: a negative capacity is refused.

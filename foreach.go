@@ -196,7 +196,7 @@ func (m *Manager) transient(ctx context.Context, id, name string, s routeShape, 
 	if err != nil {
 		return err
 	}
-	c := newClient(m, s.key, s.dedicated) // never published
+	c := newClient(m, s.key) // never published
 	mc, _, err := m.connect(cl, c)
 	if err != nil {
 		return err

@@ -92,7 +92,7 @@ type AcquireEvent struct {
 	Err      error         // nil if the lease was granted
 	Hit      bool          // granted with nothing to resolve, bind, create, initialize or wait for: a hit in Stats, which left the hot path only because it lost a race
 	Reason   string        // why it was refused, as in Stats: busy, budget, invalid, route, create, init, closed or context; panic if a callback panicked through it; "" if granted
-	Waited   bool          // it waited: for the bulkhead, the budget, or another caller's route, client or init
+	Waited   bool          // it waited: for the bulkhead, a fair turn, the budget, or another caller's route, client or init
 	Wait     time.Duration // the time it waited
 	Start    time.Time
 	Duration time.Duration

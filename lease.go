@@ -56,7 +56,7 @@ func (m *Manager) release(t *tenant, b *binding, cl *leaseCell) {
 func (m *Manager) unlease(t *tenant, b *binding, cl *leaseCell) {
 	now := m.coarse.Load()
 	cl.releases.Add(1)
-	if c := b.c; !c.dedicated && c.lastUsed.Load() < now {
+	if c := b.c; !c.key.dedicated && c.lastUsed.Load() < now {
 		c.lastUsed.Store(now) // a dedicated client's recency is its tenant's
 	}
 	if t.lastUsed.Load() != now { // a Store is a locked instruction; the clock moves every 10 ms

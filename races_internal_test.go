@@ -99,7 +99,7 @@ func TestAdoptGivesUpAClientCloseClaimed(t *testing.T) {
 	}
 	l.Release()
 
-	c := newClient(m, clientKey{group: "b", poolSize: m.poolSize}, true)
+	c := newClient(m, clientKey{group: "b", poolSize: m.poolSize, dedicated: true})
 	m.mu.Lock()
 	m.clients[c.key] = c
 	m.creating++

@@ -59,7 +59,7 @@ func (m *Manager) settle(victims []*client, c *client) (recycle *client) {
 // The caller holds m.mu.
 func (m *Manager) recyclableLocked(v, c *client) bool {
 	return m.cfg.recycle && c != nil && v.pins == 1 && v.state == clientRetired &&
-		v.dedicated == c.dedicated &&
+		v.key.dedicated == c.key.dedicated &&
 		v.key.cluster == c.key.cluster && v.key.poolSize == c.key.poolSize &&
 		v.key.auth == nil && c.key.auth == nil
 }

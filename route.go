@@ -107,7 +107,6 @@ type routeShape struct {
 	maxLeases int32
 	weight    int32
 	tier      string
-	dedicated bool // the client serves this tenant alone
 }
 
 // resolve runs the strategy and the routers for tenantID, whose default
@@ -159,12 +158,11 @@ func (m *Manager) route(ctx context.Context, tenantID, name string) (routeShape,
 		return routeShape{}, fmt.Errorf("%w: the route has PoolSize %d, MaxLeases %d and Weight %d", ErrRoute, r.PoolSize, r.MaxLeases, r.Weight)
 	}
 	s := routeShape{
-		key:       clientKey{cluster: r.Cluster, group: r.Group, poolSize: r.PoolSize},
+		key:       clientKey{cluster: r.Cluster, group: r.Group, poolSize: r.PoolSize, dedicated: r.Group == tenantID},
 		group:     r.Group,
 		maxLeases: int32(r.MaxLeases),
 		weight:    int32(r.Weight),
 		tier:      r.Tier,
-		dedicated: r.Group == tenantID,
 	}
 	if r.Database != name {
 		s.database = r.Database
@@ -173,7 +171,7 @@ func (m *Manager) route(ctx context.Context, tenantID, name string) (routeShape,
 		cred := *r.Auth                        // the Router's value may change after it returns
 		s.key.group = "\x00tenant:" + tenantID // no strategy's group can collide with it
 		s.key.auth = &cred
-		s.dedicated = true
+		s.key.dedicated = true
 	}
 	return s, nil
 }
@@ -181,7 +179,7 @@ func (m *Manager) route(ctx context.Context, tenantID, name string) (routeShape,
 // label is the route's client group for events and metrics: never a
 // tenant ID.
 func (s routeShape) label() string {
-	if s.dedicated {
+	if s.key.dedicated {
 		return DedicatedGroup
 	}
 	return s.group

@@ -12,8 +12,8 @@ type Stats struct {
 	Clients          int // cached clients, at most MaxClients
 	Retiring         int // clients out of the cache not yet done: serving their last leases, or disconnecting
 	Tenants          int // tenants the Manager holds: bound to a client, leased, or being acquired
-	Leases           int // outstanding leases
-	Waiting          int // acquisitions waiting now: for the bulkhead, the budget, or another caller's route, client or init
+	Leases           int // outstanding leases, those waiting for a fair turn included
+	Waiting          int // acquisitions waiting now: for the bulkhead, a fair turn, the budget, or another caller's route, client or init
 	BudgetUsed       int // sockets charged to the budget by open clients (see WithConnectionBudget)
 	OpenConnections  int // pooled connections open across all clients, monitoring sockets excluded
 	InUseConnections int // pooled connections checked out
@@ -26,11 +26,11 @@ type Stats struct {
 	// Counters of acquisitions. Every Acquire is a hit, a miss or a refusal.
 	Hits         uint64        // leases served from the cache: no route resolved, no client bound or created, no init run, no wait
 	Misses       uint64        // leases served after resolving a route, binding or creating a client, running init, or waiting
-	Waits        uint64        // acquisitions that waited: for the bulkhead, the budget, or another caller's route, client or init
+	Waits        uint64        // acquisitions that waited: for the bulkhead, a fair turn, the budget, or another caller's route, client or init
 	WaitDuration time.Duration // the time those acquisitions spent, from their first wait to their end
 
 	Refused        uint64 // failed acquisitions: the sum of the eight below
-	RefusedBusy    uint64 // ErrTenantBusy: the tenant's bulkhead stayed full until ctx ended
+	RefusedBusy    uint64 // ErrTenantBusy: the tenant's bulkhead stayed full, or its fair turn did not come, until ctx ended
 	RefusedBudget  uint64 // ErrBudgetExceeded
 	RefusedInvalid uint64 // ErrInvalidTenant
 	RefusedRoute   uint64 // ErrRoute

@@ -122,6 +122,7 @@ type snapshotInstruments struct {
 	refreshes, refreshErrors, commands, slowCommands                             metric.Int64ObservableCounter
 	waitTotal, commandTime                                                       metric.Float64ObservableCounter
 	tierTenants, tierLeases                                                      metric.Int64ObservableUpDownCounter
+	fairTurns, fairWaiting                                                       metric.Int64ObservableUpDownCounter
 }
 
 func registerSnapshots(mt metric.Meter, m *mongotenant.Manager, tiers bool) (metric.Registration, error) {
@@ -174,9 +175,11 @@ func registerSnapshots(mt metric.Meter, m *mongotenant.Manager, tiers bool) (met
 	s.commands = counter("mongotenant.commands", "{command}", "Commands by group and outcome (ok, failed), with WithCommandStats.")
 	s.slowCommands = counter("mongotenant.commands.slow", "{command}", "Commands at or above the slow threshold, with WithCommandStats.")
 	s.commandTime = floatCounter("mongotenant.commands.time", "s", "Total duration of commands, with WithCommandStats.")
+	s.fairTurns = upDown("mongotenant.fair.turns", "{turn}", "Turns of fairly shared clients' capacity by group and state (used, free), with WithFairSharing.")
+	s.fairWaiting = upDown("mongotenant.fair.waiting", "{acquisition}", "Acquisitions waiting for their turn at a fairly shared client, with WithFairSharing.")
 	insts := []metric.Observable{s.connCount, s.connMax, s.clients, s.tenants, s.leases, s.waiting, s.budgetUsed,
 		s.budgetLimit, s.maxClients, s.acquisitions, s.refusals, s.waits, s.waitTotal, s.evictions, s.created, s.recycled, s.transient,
-		s.disconnects, s.disconnectsBusy, s.disconnectErrors, s.expired, s.refreshes, s.refreshErrors, s.commands, s.slowCommands, s.commandTime}
+		s.disconnects, s.disconnectsBusy, s.disconnectErrors, s.expired, s.refreshes, s.refreshErrors, s.commands, s.slowCommands, s.commandTime, s.fairTurns, s.fairWaiting}
 	if tiers {
 		s.tierTenants = upDown("mongotenant.tier.tenants", "{tenant}", "Tenants with a route, by tier.")
 		s.tierLeases = upDown("mongotenant.tier.leases", "{lease}", "Outstanding leases, by tier.")
@@ -242,6 +245,11 @@ func (s *snapshotInstruments) observe(o metric.Observer, m *mongotenant.Manager,
 		o.ObserveInt64(s.commands, int64(g.CommandFailures), with(OutcomeKey.String("failed")))
 		o.ObserveInt64(s.slowCommands, int64(g.SlowCommands), with())
 		o.ObserveFloat64(s.commandTime, g.CommandTime.Seconds(), with())
+		if g.FairCapacity > 0 {
+			o.ObserveInt64(s.fairTurns, int64(g.FairInUse), with(StateKey.String("used")))
+			o.ObserveInt64(s.fairTurns, int64(g.FairCapacity-g.FairInUse), with(StateKey.String("free")))
+			o.ObserveInt64(s.fairWaiting, int64(g.FairWaiting), with())
+		}
 	}
 	if tiers {
 		for _, t := range m.TierStats() {

@@ -287,3 +287,34 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		l.Release()
 	}
 }
+
+// TestFairSharingInstruments: with fair sharing, each shared group reports
+// its turns used and free and its waiting acquisitions, as GroupStats does.
+func TestFairSharingInstruments(t *testing.T) {
+	s := newSetup(t, nil, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(2))
+	l1, l2 := acquire(t, s.m, "a"), acquire(t, s.m, "b")
+	got := make(chan error, 1)
+	go func() {
+		l, err := s.m.Acquire(context.Background(), "c")
+		if err == nil {
+			l.Release()
+		}
+		got <- err
+	}()
+	for s.m.GroupStats()[0].FairWaiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	ms := metrics(t, s.reader)
+	pool := "db.client.connection.pool.name"
+	assert.EqualValues(t, 2, value(t, ms, "mongotenant.fair.turns", pool, "shared", "db.client.connection.state", "used"))
+	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", pool, "shared", "db.client.connection.state", "free"))
+	assert.EqualValues(t, 1, value(t, ms, "mongotenant.fair.waiting", pool, "shared"))
+
+	l1.Release()
+	require.NoError(t, <-got)
+	l2.Release()
+	ms = metrics(t, s.reader)
+	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", "db.client.connection.state", "used"))
+	assert.EqualValues(t, 2, value(t, ms, "mongotenant.fair.turns", "db.client.connection.state", "free"))
+	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.waiting"))
+}

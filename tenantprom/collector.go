@@ -50,6 +50,7 @@ type descs struct {
 	expired                                                                *prometheus.Desc
 	refreshes, refreshErrors                                               *prometheus.Desc
 	connections, connectionsMax, commands, slowCommands, commandSeconds    *prometheus.Desc
+	fairTurns, fairWaiting                                                 *prometheus.Desc
 	tierTenants, tierLeases                                                *prometheus.Desc
 }
 
@@ -91,6 +92,8 @@ func NewCollector(m *mongotenant.Manager, opts ...Option) *Collector {
 		commands:         desc("commands_total", "Commands by group and outcome (ok, failed), with WithCommandStats.", "group", "outcome"),
 		slowCommands:     desc("commands_slow_total", "Commands at or above the slow threshold, with WithCommandStats.", "group"),
 		commandSeconds:   desc("commands_seconds_total", "Total duration of commands, with WithCommandStats.", "group"),
+		fairTurns:        desc("fair_turns", "Turns of fairly shared clients' capacity by group and state (used, free), with WithFairSharing.", "group", "state"),
+		fairWaiting:      desc("fair_waiting", "Acquisitions waiting for their turn at a fairly shared client, by group, with WithFairSharing.", "group"),
 	}
 	if c.tiers {
 		c.d.tierTenants = desc("tier_tenants", "Tenants with a route, by tier.", "tier")
@@ -159,6 +162,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.commands, g.CommandFailures, g.Group, "failed")
 		counter(d.slowCommands, g.SlowCommands, g.Group)
 		ch <- prometheus.MustNewConstMetric(d.commandSeconds, prometheus.CounterValue, g.CommandTime.Seconds(), g.Group)
+		if g.FairCapacity > 0 {
+			gauge(d.fairTurns, float64(g.FairInUse), g.Group, "used")
+			gauge(d.fairTurns, float64(g.FairCapacity-g.FairInUse), g.Group, "free")
+			gauge(d.fairWaiting, float64(g.FairWaiting), g.Group)
+		}
 	}
 	if c.tiers {
 		for _, t := range c.m.TierStats() {

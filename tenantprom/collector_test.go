@@ -154,3 +154,50 @@ func TestScrape(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, problems)
 }
+
+// TestFairSharingFamilies: with fair sharing, each shared group reports
+// its turns used and free and its waiting acquisitions, as GroupStats does.
+func TestFairSharingFamilies(t *testing.T) {
+	m, err := mongotenant.New("mongodb://127.0.0.1:1/", mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(2))
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(tenantprom.NewCollector(m)))
+	gather := func() map[string]*dto.MetricFamily {
+		fams, err := reg.Gather()
+		require.NoError(t, err)
+		out := map[string]*dto.MetricFamily{}
+		for _, f := range fams {
+			out[f.GetName()] = f
+		}
+		return out
+	}
+
+	l1, err := m.Acquire(context.Background(), "a")
+	require.NoError(t, err)
+	l2, err := m.Acquire(context.Background(), "b")
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	go func() {
+		l, err := m.Acquire(context.Background(), "c")
+		if err == nil {
+			l.Release()
+		}
+		got <- err
+	}()
+	for m.GroupStats()[0].FairWaiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	fams := gather()
+	assert.EqualValues(t, 2, sample(t, fams, "mongotenant_fair_turns", "group", "shared", "state", "used"))
+	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_turns", "group", "shared", "state", "free"))
+	assert.EqualValues(t, 1, sample(t, fams, "mongotenant_fair_waiting", "group", "shared"))
+
+	l1.Release()
+	require.NoError(t, <-got)
+	l2.Release()
+	fams = gather()
+	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_turns", "state", "used"))
+	assert.EqualValues(t, 2, sample(t, fams, "mongotenant_fair_turns", "state", "free"))
+	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_waiting"))
+}

@@ -28,7 +28,7 @@ func TestDashboardNamesRealFamilies(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(b, &dash))
 
-	m, err := mongotenant.New("mongodb://127.0.0.1:1/")
+	m, err := mongotenant.New("mongodb://127.0.0.1:1/", mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(0))
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 	l, err := m.Acquire(context.Background(), "acme")

@@ -71,30 +71,17 @@ func run(which string, duration time.Duration, jsonPath string) error {
 		return err
 	}
 	ctx := context.Background()
-	srv, err := mongotest.Start(ctx)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-
 	report := Report{
 		Started:  time.Now().UTC(),
-		Backend:  srv.Backend(),
 		Machine:  fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Duration: duration.String(),
 	}
-	env := &Env{URI: srv.URI(), Duration: duration}
 	for _, s := range selected {
-		env.Progress = func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "[%s] %s\n", s.name, fmt.Sprintf(format, args...))
-		}
-		env.Progress("start: %s", s.about)
-		start := time.Now()
-		results, err := s.run(ctx, env)
+		results, backend, err := runScenario(ctx, s, duration)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		env.Progress("done in %v", time.Since(start).Round(time.Millisecond))
+		report.Backend = backend
 		report.Results = append(report.Results, results...)
 	}
 	writeMarkdown(os.Stdout, &report)
@@ -113,6 +100,28 @@ func run(which string, duration time.Duration, jsonPath string) error {
 		return err
 	}
 	return nil
+}
+
+// runScenario runs s against a server of its own: an embedded one starts
+// afresh for each scenario, so that what one scenario leaves on the server
+// (2,000 seeded databases, say) does not weigh on the next.
+func runScenario(ctx context.Context, s scenario, duration time.Duration) ([]Result, string, error) {
+	srv, err := mongotest.Start(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	defer srv.Close()
+	env := &Env{URI: srv.URI(), Duration: duration}
+	env.Progress = func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "[%s] %s\n", s.name, fmt.Sprintf(format, args...))
+	}
+	env.Progress("start: %s", s.about)
+	start := time.Now()
+	results, err := s.run(ctx, env)
+	if err == nil {
+		env.Progress("done in %v", time.Since(start).Round(time.Millisecond))
+	}
+	return results, srv.Backend(), err
 }
 
 // replotFile draws the charts of a JSON report written by -json.
