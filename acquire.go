@@ -184,10 +184,9 @@ func (a *acquisition) run(t *tenant) error {
 		return err
 	}
 	for !a.admitted {
-		if err := a.takeTurn(); err != nil {
+		if err := a.takeTurn(); err != nil && err != errMoved {
 			return err
-		}
-		if genOf(a.t.word.Load()) == a.b.gen {
+		} else if err == nil && genOf(a.t.word.Load()) == a.b.gen {
 			break
 		}
 		// The tenant left the client while its caller waited for a turn
@@ -207,6 +206,9 @@ func (a *acquisition) run(t *tenant) error {
 // and gives its lease back if it gets none.
 func (a *acquisition) takeTurn() error {
 	err := a.admit(a.b.gate)
+	if err == errMoved {
+		return err // run gives the lease back and goes round
+	}
 	if err != nil {
 		a.giveBack(a.t, a.b)
 		a.t, a.b, a.cell = nil, nil, nil
@@ -541,6 +543,9 @@ func (m *Manager) attachLocked(a *acquisition, t *tenant, c *client) *binding {
 		name = a.dbName
 	}
 	b := &binding{c: c, name: name, gen: genOf(t.word.Load()), gate: c.gate}
+	if c.gate != nil {
+		b.left = make(chan struct{})
+	}
 	t.cur.Store(b)
 	t.phase = phaseBound
 	var granted *binding

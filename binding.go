@@ -17,6 +17,7 @@ type binding struct {
 	db       atomic.Pointer[mongo.Database] // made on first use; the client's handle cache may drop it
 	gen      uint32                         // the tenant word's generation while the tenant is bound here
 	gate     *fairGate                      // the client's fair gate, or nil
+	left     chan struct{}                  // closed when the tenant leaves the binding; nil without a gate
 	draining int32                          // leases still live after the tenant left; guarded by tenant.mu
 }
 

@@ -2,7 +2,9 @@ package mongotenant
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -12,12 +14,13 @@ import (
 // leases on the client at once (0 means the client's pool size), and when
 // more are wanted, each freed slot goes to the tenant whose turn it is, not
 // to whoever asked first. Waiting tenants take turns round robin, so a
-// tenant with one waiting Acquire waits behind at most one lease of each
-// other tenant of equal weight, not behind another tenant's hundred; a
-// tenant alone may use the whole capacity. Tenants are weighted by
-// [Route.Weight] ([Tier.Weight]): while both wait, a tenant of weight 2
-// gets two leases in a row for each one a tenant of weight 1 gets. A new
-// weight applies from the tenant's next wait.
+// tenant with one waiting Acquire waits behind at most one turn of each
+// other tenant (one lease at weight 1), not behind another tenant's
+// hundred; a tenant alone may use the whole capacity. Tenants are weighted
+// by [Route.Weight] ([Tier.Weight]): a turn is as many leases in a row as
+// the tenant's weight, so while both wait a tenant of weight 2 gets two
+// leases for each one a tenant of weight 1 gets. A new weight applies from
+// the tenant's next turn.
 //
 // The unit of admission is the lease: hold one only while talking to the
 // database, and in a long handler call [Manager.Do] around each database
@@ -26,8 +29,8 @@ import (
 // [ErrTenantBusy]. A tenant's bulkhead ([WithMaxLeases]) still applies, and
 // counts its leases waiting for a turn. The init hook ([WithInit]) may run
 // before its caller has a turn. A caller waiting for a turn on a client
-// its tenant leaves (Evict, Forget, a new route) goes round again, to the
-// tenant's next client. Clients made for one tenant ([Dedicated], or
+// its tenant leaves (Evict, Forget, a new route, a suspension) stops
+// waiting there and goes round again, to the tenant's next client. Clients made for one tenant ([Dedicated], or
 // per-tenant credentials) have no fair queue: their pool is the tenant's.
 //
 // Default off: leases on a shared client are unlimited, and the driver's
@@ -43,7 +46,8 @@ func WithFairSharing(capacity int) Option {
 // over under it, so that no newcomer takes a slot ahead of the queue.
 type fairGate struct {
 	// state is the hot path's word: bits 0-31 count the slots in use (never
-	// more than capacity), and gateQueued is set while callers wait.
+	// more than capacity), and gateQueued is set while the queue holds a
+	// flow: callers wait, or tenants keep their place in the round.
 	state    atomic.Uint64
 	capacity uint32
 
@@ -101,13 +105,11 @@ func (g *fairGate) release() {
 	}
 	g.mu.Lock()
 	w := g.q.pop()
-	if w == nil { // the last waiter gave up meanwhile, and cleared gateQueued
-		g.state.Add(^uint64(0))
+	if w == nil { // only placeholders: a slot goes free, their round ends
+		g.q.reset()
+		g.state.Add(^uint64(gateQueued)) // clear gateQueued and free the slot
 		g.mu.Unlock()
 		return
-	}
-	if g.q.empty() {
-		g.state.Add(^uint64(gateQueued - 1)) // clear gateQueued: subtract it
 	}
 	w.granted = true
 	g.mu.Unlock()
@@ -119,7 +121,7 @@ func (g *fairGate) release() {
 func (g *fairGate) enter(t *tenant, weight int32) *fairWaiter {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.q.empty() { // gateQueued is clear, and only this lock sets it
+	if len(g.q.flows) == 0 { // gateQueued is clear, and only this lock sets it
 		for {
 			s := g.state.Load()
 			if uint32(s) < g.capacity {
@@ -145,7 +147,7 @@ func (g *fairGate) leave(w *fairWaiter) bool {
 		return false
 	}
 	g.q.remove(w)
-	if g.q.empty() {
+	if len(g.q.flows) == 0 { // it was alone, in a flow never served
 		g.state.Add(^uint64(gateQueued - 1))
 	}
 	return true
@@ -176,16 +178,24 @@ func (a *acquisition) admit(g *fairGate) error {
 		}
 		g.release()
 		return ErrClosed
+	case <-a.b.left:
+		err = errMoved
 	case <-a.m.done:
 		err = ErrClosed
 	case <-a.ctx.Done():
 		err = fmt.Errorf("%w (its client's fair share, capacity %d): %w", ErrTenantBusy, g.capacity, ctxError(a.ctx))
 	}
 	if !g.leave(w) {
+		if err == errMoved {
+			return nil // the turn came as the tenant left: run sees the generation
+		}
 		g.release() // the turn came as the wait ended: pass it on
 	}
 	return err
 }
+
+// errMoved ends a wait for a turn at a client the tenant left.
+var errMoved = errors.New("mongotenant: tenant left the client")
 
 // maxWeight bounds Route.Weight: the grants a tenant may get in a row.
 const maxWeight = 1 << 16
@@ -195,16 +205,19 @@ const maxWeight = 1 << 16
 // first-served flow; flows take turns in the order they became active,
 // and a flow whose turn it is gets as many grants in a row as its weight
 // (fewer if it runs out of callers), then goes to the back. So a tenant
-// with one caller waits behind at most one turn of each other tenant
-// (one grant each at equal weights), backlogged tenants share the grants
-// in proportion to their weights, and no tenant starves.
+// with one caller waits behind at most one turn of each other tenant (as
+// many grants as that tenant's weight: one at weight 1), backlogged
+// tenants share the grants in proportion to their weights, and no tenant
+// starves. A turn takes the weight of the flow's newest caller, so that a
+// tenant's new weight applies from its next turn.
 //
 // A flow that runs out of callers after it was served keeps its place
 // until its place comes round, empty, so that a tenant with one caller,
 // asking again as soon as it is served, is not sent to the back each
 // time while a crowd keeps its place. Empty flows are dropped when their
-// place comes round, and all at once when no caller waits: the queue
-// holds nothing for tenants that stopped waiting.
+// place comes round, and all at once when a slot goes free with no caller
+// waiting (fairGate.release): the queue holds nothing for tenants that
+// stopped waiting, and gateQueued stays set while it holds anything.
 //
 // Positions are derived where they can be: a flow not yet served since it
 // became active stands where its first caller arrived, so a caller that
@@ -235,17 +248,16 @@ type fairFlow struct {
 type fairWaiter struct {
 	flow    *fairFlow
 	arrived uint64 // the queue's clock when it arrived
+	weight  int32  // its tenant's weight when it arrived
 	granted bool   // it has its slot; guarded by fairGate.mu
 	ready   chan struct{}
 }
-
-func (q *fairQueue) empty() bool { return q.n == 0 }
 
 // push queues a caller of t, whose weight is weight (0 counts as 1).
 func (q *fairQueue) push(t *tenant, weight int32) *fairWaiter {
 	q.clock++
 	q.n++
-	w := &fairWaiter{arrived: q.clock, ready: make(chan struct{}, 1)}
+	w := &fairWaiter{arrived: q.clock, weight: max(weight, 1), ready: make(chan struct{}, 1)}
 	if f := q.flows[t]; f != nil { // a flow has callers, or keeps its place: its position stays
 		w.flow = f
 		f.waiters = append(f.waiters, w)
@@ -264,15 +276,16 @@ func (q *fairQueue) push(t *tenant, weight int32) *fairWaiter {
 // pop takes the caller whose turn it is, or returns nil if none waits.
 func (q *fairQueue) pop() *fairWaiter {
 	if q.n == 0 {
-		return nil
+		return nil // placeholders stay until a slot goes free
 	}
 	for q.order[0].live() == 0 { // an empty flow's place came round
 		f := heap.Pop(&q.order).(*fairFlow)
 		delete(q.flows, f.t)
 	}
 	f := q.order[0]
-	if f.left == 0 {
-		f.left = f.weight // its turn starts
+	if f.left == 0 { // its turn starts, at the weight of its latest caller
+		f.weight = f.waiters[len(f.waiters)-1].weight
+		f.left = f.weight
 	}
 	f.left--
 	f.pos, f.served = f.position(), true
@@ -302,14 +315,9 @@ func (q *fairQueue) removeAt(f *fairFlow, i int) {
 		f.waiters[i] = nil
 		f.head++
 	} else {
-		f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+		f.waiters = slices.Delete(f.waiters, i, i+1)
 	}
 	switch live := f.live(); {
-	case q.n == 0: // no one waits: no place to keep
-		clear(q.order)
-		q.order = q.order[:0]
-		clear(q.flows)
-		return
 	case live == 0 && !f.served: // as if it had never come
 		heap.Remove(&q.order, f.idx)
 		delete(q.flows, f.t)
@@ -320,6 +328,13 @@ func (q *fairQueue) removeAt(f *fairFlow, i int) {
 		f.waiters, f.head = f.waiters[:n], 0
 	}
 	heap.Fix(&q.order, f.idx)
+}
+
+// reset drops every placeholder: the gate has a free slot.
+func (q *fairQueue) reset() {
+	clear(q.order)
+	q.order = q.order[:0]
+	clear(q.flows)
 }
 
 // live returns the number of f's callers.

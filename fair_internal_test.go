@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -314,7 +315,7 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 					}
 					break
 				}
-				require.True(t, g.q.empty())
+				require.Zero(t, g.q.n)
 				require.Empty(t, g.q.flows)
 				require.Empty(t, g.q.order)
 				require.Equal(t, uint64(0), g.state.Load()&gateQueued)
@@ -380,4 +381,168 @@ func TestFairNoStarvation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFairCancelledWaiterKeepsNoPlaceholder: a caller that gives up does
+// not keep another tenant's place in the round alive: the order after it
+// left is the order had it never come.
+func TestFairCancelledWaiterKeepsNoPlaceholder(t *testing.T) {
+	first := func(withW bool) string {
+		g := newFairGate(1)
+		a, b, c, w := &tenant{id: "a"}, &tenant{id: "b"}, &tenant{id: "c"}, &tenant{id: "w"}
+		require.Nil(t, g.enter(a, 1))
+		b1 := g.enter(b, 1)
+		var W *fairWaiter
+		if withW {
+			W = g.enter(w, 1)
+		}
+		g.release()
+		require.True(t, b1.granted)
+		c1 := g.enter(c, 1)
+		b2 := g.enter(b, 1)
+		if withW {
+			require.True(t, g.leave(W))
+		}
+		g.release()
+		switch {
+		case c1.granted:
+			return "c"
+		case b2.granted:
+			return "b"
+		}
+		return "none"
+	}
+	require.Equal(t, first(false), first(true))
+}
+
+// TestFairNewWeightApplies: a tenant that stays backlogged gets its new
+// weight from its next turn, raised or lowered.
+func TestFairNewWeightApplies(t *testing.T) {
+	g := newFairGate(1)
+	a, x, y := &tenant{id: "a"}, &tenant{id: "x"}, &tenant{id: "y"}
+	require.Nil(t, g.enter(a, 1))
+	ws := map[*fairWaiter]*tenant{}
+	for range 4 {
+		ws[g.enter(x, 1)] = x
+		ws[g.enter(y, 1)] = y
+	}
+	grants := map[*tenant]int{}
+	for range 400 {
+		g.release()
+		for w, tt := range ws {
+			if w.granted {
+				delete(ws, w)
+				grants[tt]++
+				weight := int32(1)
+				if tt == x {
+					weight = 3 // x was upgraded, and asks again at once
+				}
+				ws[g.enter(tt, weight)] = tt
+			}
+		}
+	}
+	assert.InEpsilon(t, 300, grants[x], 0.1, "x's new weight 3: %d grants of 400", grants[x])
+
+	// Lowered: b, backlogged at weight 2, now has weight 1: x waits
+	// behind one lease of b, not two.
+	g = newFairGate(1)
+	b := &tenant{id: "b"}
+	require.Nil(t, g.enter(a, 1))
+	b0, b1 := g.enter(b, 2), g.enter(b, 1)
+	x1 := g.enter(x, 1)
+	g.release()
+	require.True(t, b0.granted)
+	g.release()
+	require.True(t, x1.granted, "x waited behind a second lease of b")
+	require.False(t, b1.granted)
+}
+
+// TestFairQueueInvariants drives gates with random arrivals, releases,
+// cancellations and new weights, and checks after every step: the heap
+// and the flow map agree, counts add up, the queued bit is set exactly
+// while the queue holds a flow, a turn never exceeds its weight, and a
+// caller alone in its tenant's flow waits behind at most one turn of each
+// other tenant (as many grants as the weight that turn started with).
+func TestFairQueueInvariants(t *testing.T) {
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		g := newFairGate(1 + r.IntN(3))
+		ts := make([]*tenant, 1+r.IntN(5))
+		weights := map[*tenant]int32{}
+		for i := range ts {
+			ts[i] = &tenant{id: fmt.Sprint(i)}
+			weights[ts[i]] = int32(1 + r.IntN(3))
+		}
+		held := 0
+		var waiting []*fairWaiter
+		behind := map[*fairWaiter]map[*tenant]int{} // lone callers: grants to others since they came
+		for step := range 2000 {
+			switch op := r.IntN(10); {
+			case op < 4:
+				tt := ts[r.IntN(len(ts))]
+				if r.IntN(20) == 0 {
+					weights[tt] = int32(1 + r.IntN(3)) // from tt's next turn
+				}
+				w := g.enter(tt, weights[tt])
+				if w == nil {
+					held++
+					break
+				}
+				waiting = append(waiting, w)
+				if w.flow.live() == 1 {
+					behind[w] = map[*tenant]int{}
+				}
+			case op < 8 && held > 0:
+				g.release()
+				held--
+				for i := 0; i < len(waiting); i++ {
+					w := waiting[i]
+					if !w.granted {
+						continue
+					}
+					gt := w.flow.t
+					for x, m := range behind {
+						if x.flow.t != gt {
+							m[gt]++
+							require.LessOrEqual(t, m[gt], int(w.flow.weight), "seed %d step %d: a lone caller waited behind more than a turn of another tenant", seed, step)
+						}
+					}
+					delete(behind, w)
+					held++
+					waiting = slices.Delete(waiting, i, i+1)
+					i--
+				}
+			case len(waiting) > 0:
+				i := r.IntN(len(waiting))
+				if g.leave(waiting[i]) {
+					delete(behind, waiting[i])
+					waiting = slices.Delete(waiting, i, i+1)
+				}
+			}
+			checkFairQueue(t, g, seed, step)
+		}
+	}
+}
+
+func checkFairQueue(t *testing.T, g *fairGate, seed uint64, step int) {
+	t.Helper()
+	q := &g.q
+	require.Equal(t, len(q.order), len(q.flows), "seed %d step %d", seed, step)
+	n := 0
+	for i, f := range q.order {
+		require.Equal(t, i, f.idx)
+		require.Same(t, f, q.flows[f.t])
+		require.True(t, f.live() > 0 || f.served, "an empty flow never served")
+		for _, w := range f.waiters[f.head:] {
+			require.False(t, w == nil || w.granted, "seed %d step %d: a granted or nil caller queued", seed, step)
+		}
+		n += f.live()
+		if i > 0 {
+			require.False(t, q.order.Less(i, (i-1)/2), "seed %d step %d: heap order", seed, step)
+		}
+		require.True(t, f.left >= 0 && f.left < max(f.weight, 1), "seed %d step %d: left %d, weight %d", seed, step, f.left, f.weight)
+	}
+	require.Equal(t, q.n, n)
+	require.Equal(t, len(q.flows) > 0, g.state.Load()&gateQueued != 0, "seed %d step %d: queued bit", seed, step)
+	require.LessOrEqual(t, int(uint32(g.state.Load())), int(g.capacity))
 }

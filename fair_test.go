@@ -302,6 +302,40 @@ func TestFairSharingWaiterFollowsItsTenant(t *testing.T) {
 	assert.Equal(t, uint64(1), m.Stats().Disconnects)
 }
 
+// TestFairSharingWaiterMovesWithItsTenant: a caller waiting for a turn
+// when its tenant moves to another client (a new route) is told at once:
+// it gets its lease on the new, idle client while the old one stays full.
+func TestFairSharingWaiterMovesWithItsTenant(t *testing.T) {
+	var vip atomic.Bool
+	router := func(_ context.Context, id string, r *mongotenant.Route) error {
+		if id == "b" && vip.Load() {
+			r.Group = "vip"
+		}
+		return nil
+	}
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(1),
+		mongotenant.WithRouter(router), mongotenant.WithMaxLeases(1))
+	acquire(t, m, "b").Release()
+	held := acquire(t, m, "a")
+	defer held.Release()
+	granted, errs := make(chan queued, 1), make(chan error, 1)
+	queue(m, "b", granted, errs)
+	fairWaiting(t, m, "shared", 1)
+
+	vip.Store(true)
+	require.NoError(t, m.Refresh(context.Background(), "b"))
+	select {
+	case q := <-granted:
+		assert.Equal(t, 1, fairGroup(t, m, "vip").FairInUse)
+		assert.Zero(t, fairGroup(t, m, "shared").FairWaiting)
+		close(q.release)
+	case err := <-errs:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter stayed at the client its tenant left")
+	}
+}
+
 // TestFairSharingWaiterSeesSuspension: a caller waiting for a turn when a
 // Router suspends its tenant is refused, as a caller waiting at the
 // bulkhead is: it asks the Routers again.

@@ -182,6 +182,9 @@ func (t *tenant) detachLocked() (b *binding, live int32) {
 		}
 	}
 	t.cur.Store(nil)
+	if b.left != nil {
+		close(b.left) // callers waiting for a turn on it go round again
+	}
 	b.draining = live
 	t.carried.Add(live)
 	t.phase = phaseRouted
