@@ -56,6 +56,13 @@ func WithErrorHandler(handle func(w http.ResponseWriter, r *http.Request, status
 // must not be used after that, for example by a goroutine the handler
 // started.
 //
+// The lease is held for the whole request. Under
+// [mongotenant.WithFairSharing] that is one of its client's turns: for
+// handlers that spend long on other work (rendering, calling other
+// services), do not use Middleware; extract the tenant and call
+// [mongotenant.Manager.Do] around each database step, so that the turn is
+// held only while the database is used.
+//
 // A request that cannot be served gets an error response, written by
 // [WriteError] unless [WithErrorHandler] says otherwise:
 //
