@@ -109,7 +109,9 @@ func (s *fairSim) ask(w *simWorker) {
 func (s *fairSim) granted(w *simWorker) {
 	s.inUse++
 	s.peak = max(s.peak, s.inUse)
-	require.LessOrEqual(s.t, s.inUse, int(s.g.capacity), "more turns than the capacity")
+	if s.inUse > int(s.g.capacity) { // a plain check: it runs on every grant
+		s.t.Fatalf("%d turns, capacity %d", s.inUse, s.g.capacity)
+	}
 	w.tenant.grants++
 	s.grants = append(s.grants, w)
 	if s.onGrant != nil {
@@ -180,7 +182,9 @@ func TestFairLightTenantWaitsOneTurnPerOtherTenant(t *testing.T) {
 		}
 		total := 0
 		for n, k := range behind {
-			require.LessOrEqual(t, k, 1, "the light tenant waited behind %d grants to %s", k, n.name)
+			if k > 1 {
+				t.Fatalf("the light tenant waited behind %d grants to %s", k, n.name)
+			}
 			total += k
 		}
 		if total > 0 {
@@ -504,7 +508,9 @@ func TestFairQueueInvariants(t *testing.T) {
 					for x, m := range behind {
 						if x.flow.t != gt {
 							m[gt]++
-							require.LessOrEqual(t, m[gt], int(w.flow.weight), "seed %d step %d: a lone caller waited behind more than a turn of another tenant", seed, step)
+							if m[gt] > int(w.flow.weight) {
+								t.Fatalf("seed %d step %d: a lone caller waited behind %d grants of a tenant whose turn is %d", seed, step, m[gt], w.flow.weight)
+							}
 						}
 					}
 					delete(behind, w)
@@ -526,23 +532,46 @@ func TestFairQueueInvariants(t *testing.T) {
 
 func checkFairQueue(t *testing.T, g *fairGate, seed uint64, step int) {
 	t.Helper()
+	if problem := fairQueueProblem(g); problem != "" {
+		t.Fatalf("seed %d step %d: %s", seed, step, problem)
+	}
+}
+
+// fairQueueProblem returns the first invariant g's queue breaks, or "".
+// Plain checks, not assertions: it runs after each of 600,000 steps.
+func fairQueueProblem(g *fairGate) string {
 	q := &g.q
-	require.Equal(t, len(q.order), len(q.flows), "seed %d step %d", seed, step)
+	if len(q.order) != len(q.flows) {
+		return fmt.Sprintf("%d flows in the heap, %d in the map", len(q.order), len(q.flows))
+	}
 	n := 0
 	for i, f := range q.order {
-		require.Equal(t, i, f.idx)
-		require.Same(t, f, q.flows[f.t])
-		require.True(t, f.live() > 0 || f.served, "an empty flow never served")
+		switch {
+		case f.idx != i:
+			return fmt.Sprintf("flow at %d thinks it is at %d", i, f.idx)
+		case q.flows[f.t] != f:
+			return "the map and the heap hold different flows"
+		case f.live() == 0 && !f.served:
+			return "an empty flow never served"
+		case i > 0 && q.order.Less(i, (i-1)/2):
+			return "heap order"
+		case f.left < 0 || f.left >= max(f.weight, 1):
+			return fmt.Sprintf("left %d, weight %d", f.left, f.weight)
+		}
 		for _, w := range f.waiters[f.head:] {
-			require.False(t, w == nil || w.granted, "seed %d step %d: a granted or nil caller queued", seed, step)
+			if w == nil || w.granted {
+				return "a granted or nil caller queued"
+			}
 		}
 		n += f.live()
-		if i > 0 {
-			require.False(t, q.order.Less(i, (i-1)/2), "seed %d step %d: heap order", seed, step)
-		}
-		require.True(t, f.left >= 0 && f.left < max(f.weight, 1), "seed %d step %d: left %d, weight %d", seed, step, f.left, f.weight)
 	}
-	require.Equal(t, q.n, n)
-	require.Equal(t, len(q.flows) > 0, g.state.Load()&gateQueued != 0, "seed %d step %d: queued bit", seed, step)
-	require.LessOrEqual(t, int(uint32(g.state.Load())), int(g.capacity))
+	switch state := g.state.Load(); {
+	case q.n != n:
+		return fmt.Sprintf("n %d, %d callers in flows", q.n, n)
+	case (len(q.flows) > 0) != (state&gateQueued != 0):
+		return "queued bit"
+	case uint32(state) > g.capacity:
+		return fmt.Sprintf("%d slots in use, capacity %d", uint32(state), g.capacity)
+	}
+	return ""
 }
