@@ -184,37 +184,27 @@ func (a *acquisition) run(t *tenant) error {
 		return err
 	}
 	for !a.admitted {
-		if err := a.takeTurn(); err != nil && err != errMoved {
-			return err
-		} else if err == nil && genOf(a.t.word.Load()) == a.b.gen {
-			break
+		err := a.admit(a.b.gate)
+		if err == nil && genOf(a.t.word.Load()) == a.b.gen {
+			a.admitted = true
+			return nil
 		}
-		// The tenant left the client while its caller waited for a turn
-		// there (Evict, Forget, a new route, a suspension): go round
-		// again, as a caller waiting at the bulkhead does.
+		// No turn (ctx, Close), or the tenant left the client while its
+		// caller waited for a turn there (Evict, Forget, a new route, a
+		// suspension): give the lease back, with the turn if it came, and
+		// in the second case go round again, as a caller waiting at the
+		// bulkhead does.
 		t = a.t
+		a.admitted = err == nil
 		a.giveBack(a.t, a.b)
 		a.t, a.b, a.cell, a.admitted = nil, nil, nil, false
+		if err != nil && err != errMoved {
+			return err
+		}
 		if err := a.lease(t); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// takeTurn waits for the acquisition's turn at its client's fair gate,
-// and gives its lease back if it gets none.
-func (a *acquisition) takeTurn() error {
-	err := a.admit(a.b.gate)
-	if err == errMoved {
-		return err // run gives the lease back and goes round
-	}
-	if err != nil {
-		a.giveBack(a.t, a.b)
-		a.t, a.b, a.cell = nil, nil, nil
-		return err
-	}
-	a.admitted = true
 	return nil
 }
 

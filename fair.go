@@ -30,8 +30,9 @@ import (
 // counts its leases waiting for a turn. The init hook ([WithInit]) may run
 // before its caller has a turn. A caller waiting for a turn on a client
 // its tenant leaves (Evict, Forget, a new route, a suspension) stops
-// waiting there and goes round again, to the tenant's next client. Clients made for one tenant ([Dedicated], or
-// per-tenant credentials) have no fair queue: their pool is the tenant's.
+// waiting there and goes round again, to the tenant's next client. Clients
+// made for one tenant ([Dedicated], or per-tenant credentials) have no fair
+// queue: their pool is the tenant's.
 //
 // Default off: leases on a shared client are unlimited, and the driver's
 // pool queues operations first come, first served.
@@ -63,15 +64,15 @@ func newFairGate(capacity int) *fairGate {
 	return &fairGate{capacity: uint32(capacity)}
 }
 
-// fairGateFor returns the fair gate for a new client with pool size
-// poolSize, or nil if it needs none.
-func (c *config) fairGateFor(poolSize uint64, dedicated bool) *fairGate {
-	if !c.fair || dedicated {
+// fairGateFor returns the fair gate for a new client with key, or nil if
+// it needs none.
+func (c *config) fairGateFor(key clientKey) *fairGate {
+	if !c.fair || key.dedicated {
 		return nil
 	}
 	n := c.fairCapacity
 	if n == 0 {
-		n = int(min(poolSize, maxFairCapacity))
+		n = int(min(key.poolSize, maxFairCapacity))
 	}
 	return newFairGate(n)
 }

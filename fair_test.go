@@ -350,29 +350,25 @@ func TestFairSharingWaiterSeesSuspension(t *testing.T) {
 				return nil
 			}
 			opts := []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithRouter(router)}
+			var m *mongotenant.Manager
 			var held *mongotenant.Lease
-			if fair {
-				m := newManager(t, append(opts, mongotenant.WithFairSharing(1))...)
+			if fair { // b waits for the shared client's only turn, which a holds
+				m = newManager(t, append(opts, mongotenant.WithFairSharing(1))...)
 				acquire(t, m, "b").Release()
 				held = acquire(t, m, "a")
-				testSuspendWaiter(t, m, held, &suspended)
-			} else {
-				m := newManager(t, append(opts, mongotenant.WithMaxLeases(1))...)
+			} else { // b waits at its bulkhead
+				m = newManager(t, append(opts, mongotenant.WithMaxLeases(1))...)
 				held = acquire(t, m, "b")
-				testSuspendWaiter(t, m, held, &suspended)
 			}
+			got := acquireLater(m, "b")
+			waitFor(t, "a waiter", func() bool { return m.Stats().Waiting == 1 })
+			suspended.Store(true)
+			require.ErrorIs(t, m.Refresh(context.Background(), "b"), mongotenant.ErrTenantSuspended)
+			held.Release()
+			require.ErrorIs(t, <-got, mongotenant.ErrTenantSuspended)
+			waitFor(t, "no lease", func() bool { return m.Stats().Leases == 0 })
 		})
 	}
-}
-
-func testSuspendWaiter(t *testing.T, m *mongotenant.Manager, held *mongotenant.Lease, suspended *atomic.Bool) {
-	got := acquireLater(m, "b")
-	waitFor(t, "a waiter", func() bool { return m.Stats().Waiting == 1 })
-	suspended.Store(true)
-	require.ErrorIs(t, m.Refresh(context.Background(), "b"), mongotenant.ErrTenantSuspended)
-	held.Release()
-	require.ErrorIs(t, <-got, mongotenant.ErrTenantSuspended)
-	waitFor(t, "no lease", func() bool { return m.Stats().Leases == 0 })
 }
 
 // TestFairSharingWaiterAfterForget: Forget's promise that the init hook
