@@ -1,12 +1,11 @@
 package mongotenant
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // WithFairSharing shares each client that several tenants use (the
@@ -21,6 +20,11 @@ import (
 // the tenant's weight, so while both wait a tenant of weight 2 gets two
 // leases for each one a tenant of weight 1 gets. A new weight applies from
 // the tenant's next turn.
+//
+// Turns go to callers that wait when a slot frees, and a light tenant,
+// between two reads, often is not waiting then: while the client is full,
+// a few slots are kept for such tenants (see [WithFairReserve]), so that
+// their next read does not wait for a heavy tenant's lease to end.
 //
 // The unit of admission is the lease: hold one only while talking to the
 // database, and in a long handler call [Manager.Do] around each database
@@ -40,33 +44,68 @@ func WithFairSharing(capacity int) Option {
 	return func(c *config) { c.fair, c.fairCapacity = true, capacity }
 }
 
+// WithFairReserve sets how many of a fairly shared client's slots
+// ([WithFairSharing]) are kept free, while the client is full, for tenants
+// that released their last lease on it within the last idle and whose
+// share of its capacity is a slot or more (their weight over the weights
+// of the tenants waiting or keeping a slot there). Such a tenant's next
+// Acquire takes a kept slot at once, before the tenants that hold leases
+// and wait for more; a tenant holding none may take one too. A freed slot
+// goes to a tenant that holds leases only if it leaves a slot for each
+// tenant kept for, up to slots.
+//
+// This is what keeps a light tenant's latency near its quiet figure next
+// to a heavy one: without it, the light tenant's read, coming a moment
+// after its last one ended, finds every slot taken by the heavy tenant's
+// waiting callers and waits for one of their leases to end. The cost is
+// capacity: up to slots stand free for up to idle after the light tenants
+// stop, and a tenant that holds leases gets a slot only when one more is
+// free. A lone tenant is never kept from a slot.
+//
+// Default: a quarter of the capacity (none for capacities under 4) and one
+// second. slots is at most the capacity minus one; 0 turns keeping off.
+func WithFairReserve(slots int, idle time.Duration) Option {
+	return func(c *config) { c.fairReserve, c.fairReserveIdle, c.fairReserveSet = slots, idle, true }
+}
+
+// DefaultFairReserveIdle is how long a fairly shared client keeps a slot
+// for a tenant that released its last lease there; see [WithFairReserve].
+const DefaultFairReserveIdle = time.Second
+
 // A fairGate admits leases on a client several tenants share: at most
 // capacity at once, and while more are wanted, each slot freed goes to the
-// tenant whose turn it is (see fairQueue). A lease is granted without the
-// lock while no one waits; once someone does, releases hand their slots
-// over under it, so that no newcomer takes a slot ahead of the queue.
+// tenant whose turn it is (see fairQueue), or is kept for a tenant that
+// has just left (see fairReserve). A lease is granted without the lock
+// while no one waits and nothing is kept; once either holds, every grant
+// and release goes through the lock, so that no newcomer takes a slot
+// ahead of the queue or a kept one.
 type fairGate struct {
 	// state is the hot path's word: bits 0-31 count the slots in use (never
 	// more than capacity), and gateQueued is set while the queue holds a
-	// flow: callers wait, or tenants keep their place in the round.
+	// flow or the reserve keeps a slot for someone.
 	state    atomic.Uint64
 	capacity uint32
+	reserve  int32 // most slots kept free for tenants in r
+	idle     int64 // how long r remembers a tenant, ns
+	now      func() int64
 
-	// mu guards q, and every change to gateQueued. A slot handed to a
-	// waiter stays counted in state: it passes from one lease to the next.
+	// mu guards q, r, and every change to gateQueued.
 	mu sync.Mutex
 	q  fairQueue
+	r  fairReserve
 }
 
 const gateQueued = 1 << 32
 
-func newFairGate(capacity int) *fairGate {
-	return &fairGate{capacity: uint32(capacity)}
+// newFairGate returns a gate of capacity that keeps up to reserve slots
+// for up to idle ns, reading the time from now.
+func newFairGate(capacity, reserve int, idle int64, now func() int64) *fairGate {
+	return &fairGate{capacity: uint32(capacity), reserve: int32(reserve), idle: idle, now: now}
 }
 
 // fairGateFor returns the fair gate for a new client with key, or nil if
 // it needs none.
-func (c *config) fairGateFor(key clientKey) *fairGate {
+func (c *config) fairGateFor(key clientKey, clk clock) *fairGate {
 	if !c.fair || key.dedicated {
 		return nil
 	}
@@ -74,13 +113,20 @@ func (c *config) fairGateFor(key clientKey) *fairGate {
 	if n == 0 {
 		n = int(min(key.poolSize, maxFairCapacity))
 	}
-	return newFairGate(n)
+	reserve := c.fairReserve
+	if !c.fairReserveSet {
+		reserve = n / 4
+	}
+	if c.fairReserveIdle == 0 {
+		reserve = 0
+	}
+	return newFairGate(n, min(reserve, n-1), int64(c.fairReserveIdle), clk.now)
 }
 
 // maxFairCapacity bounds the capacity, so that it fits the gate's count.
 const maxFairCapacity = 1 << 30
 
-// tryTake takes a slot if one is free and no one waits.
+// tryTake takes a slot if one is free, no one waits and nothing is kept.
 func (g *fairGate) tryTake() bool {
 	for {
 		s := g.state.Load()
@@ -93,8 +139,9 @@ func (g *fairGate) tryTake() bool {
 	}
 }
 
-// release gives a slot back: to the waiter whose turn it is, if any.
-func (g *fairGate) release() {
+// release gives back a slot a lease of t held: to the waiter whose turn
+// it is, if any, or to the reserve.
+func (g *fairGate) release(t *tenant) {
 	for {
 		s := g.state.Load()
 		if s&gateQueued != 0 {
@@ -105,16 +152,16 @@ func (g *fairGate) release() {
 		}
 	}
 	g.mu.Lock()
-	w := g.q.pop()
-	if w == nil { // only placeholders: a slot goes free, their round ends
+	defer g.mu.Unlock()
+	g.state.Add(^uint64(0)) // the slot is free
+	now := g.now()
+	g.r.expire(now)
+	g.keepLocked(t, now)
+	g.dispatchLocked(t)
+	if g.q.n == 0 && g.free() > 0 { // a slot went free with no caller: the placeholders' round ends
 		g.q.reset()
-		g.state.Add(^uint64(gateQueued)) // clear gateQueued and free the slot
-		g.mu.Unlock()
-		return
 	}
-	w.granted = true
-	g.mu.Unlock()
-	w.ready <- struct{}{}
+	g.settleLocked()
 }
 
 // enter takes a slot for t if one is free and no one waits, and otherwise
@@ -122,7 +169,7 @@ func (g *fairGate) release() {
 func (g *fairGate) enter(t *tenant, weight int32) *fairWaiter {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.q.flows) == 0 { // gateQueued is clear, and only this lock sets it
+	if g.state.Load()&gateQueued == 0 { // the queue and the reserve are empty, and only this lock fills them
 		for {
 			s := g.state.Load()
 			if uint32(s) < g.capacity {
@@ -135,8 +182,21 @@ func (g *fairGate) enter(t *tenant, weight int32) *fairWaiter {
 				break
 			}
 		}
+	} else {
+		g.r.expire(g.now())
 	}
-	return g.q.push(t, weight)
+	f := g.q.flows[t]
+	first := (f == nil || f.live() == 0) && leasesOf(t.word.Load()) <= 1 // it holds no other lease
+	w := g.q.push(t, weight, first)
+	g.dispatchLocked(nil) // a slot kept for t is still kept: no one else takes it first
+	if g.r.drop(t) {      // it is back
+		g.dispatchLocked(nil)
+	}
+	if w.granted {
+		g.settleLocked()
+		return nil
+	}
+	return w
 }
 
 // leave takes w out of the queue after its wait ended without a turn. It
@@ -148,17 +208,101 @@ func (g *fairGate) leave(w *fairWaiter) bool {
 		return false
 	}
 	g.q.remove(w)
-	if len(g.q.flows) == 0 { // it was alone, in a flow never served
-		g.state.Add(^uint64(gateQueued - 1))
-	}
+	g.dispatchLocked(w.flow.t) // w may have stood before a caller a kept slot can go to
+	g.settleLocked()
 	return true
 }
 
-// snapshot returns the slots in use and the callers waiting.
-func (g *fairGate) snapshot() (inUse, waiting int) {
+// dispatchLocked grants free slots to waiters: to the flow whose turn it
+// is, if that leaves a slot for each tenant kept for or its tenant holds
+// no lease; otherwise to the first waiter whose tenant held none when it
+// came; otherwise it keeps them. gone is a tenant whose word still counts
+// a lease that has just ended, or nil.
+func (g *fairGate) dispatchLocked(gone *tenant) {
+	for {
+		free := g.free()
+		if free <= 0 {
+			return
+		}
+		f := g.q.top()
+		if f == nil {
+			return
+		}
+		var w *fairWaiter
+		switch {
+		case free > g.keptLocked() || !holdsLease(f, gone):
+			w = g.q.pop()
+		case g.q.firsts.head != nil: // out of its place: as a grant of its tenant's turn
+			w = g.q.serve(g.q.firsts.head.flow)
+		default:
+			return
+		}
+		g.state.Add(1)
+		w.granted = true
+		w.ready <- struct{}{}
+	}
+}
+
+// keepLocked remembers t, whose lease just ended at now, in the reserve if
+// it now holds no lease here and has no caller waiting, and its share of
+// the capacity is a slot or more. It takes the place of t's placeholder.
+func (g *fairGate) keepLocked(t *tenant, now int64) {
+	if g.reserve == 0 || leasesOf(t.word.Load()) > 1 { // the word still counts this lease
+		return
+	}
+	f := g.q.flows[t]
+	if f != nil && f.live() > 0 {
+		return
+	}
+	weight := max(t.weight.Load(), 1)
+	total := g.q.weight + g.r.weight + int64(weight) - int64(g.r.weightOf(t))
+	if f != nil {
+		total -= int64(f.weight)
+	}
+	if int64(weight)*int64(g.capacity) < total {
+		return
+	}
+	if f != nil {
+		g.q.drop(f)
+	}
+	g.r.keep(t, weight, now+g.idle)
+}
+
+// holdsLease reports whether f's tenant holds a lease at the gate: its
+// word counts its leases on its current client, those of its callers
+// waiting in f among them, and one more if it is gone. It is an estimate:
+// the word also counts callers on their way to the gate (the tenant then
+// waits for its turn, as without a reserve), and a tenant that moved to
+// another client is counted there.
+func holdsLease(f *fairFlow, gone *tenant) bool {
+	n := leasesOf(f.t.word.Load()) - int32(f.live())
+	if f.t == gone {
+		n--
+	}
+	return n > 0
+}
+
+// keptLocked returns the slots the reserve keeps free: one per tenant in
+// it, at most reserve.
+func (g *fairGate) keptLocked() int64 { return int64(min(g.reserve, int32(len(g.r.by)))) }
+
+// free returns the slots not in use.
+func (g *fairGate) free() int64 { return int64(g.capacity) - int64(uint32(g.state.Load())) }
+
+// settleLocked clears gateQueued once the queue and the reserve are empty:
+// the hot path may grant again.
+func (g *fairGate) settleLocked() {
+	if len(g.q.flows) == 0 && len(g.r.by) == 0 && g.state.Load()&gateQueued != 0 {
+		g.state.Add(^uint64(gateQueued - 1))
+	}
+}
+
+// snapshot returns the slots in use, the slots kept free, and the callers
+// waiting.
+func (g *fairGate) snapshot() (inUse, kept, waiting int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return int(uint32(g.state.Load())), g.q.n
+	return int(uint32(g.state.Load())), int(min(g.keptLocked(), g.free())), g.q.n
 }
 
 // admit waits for a's turn at gate g, with a's lease held. On
@@ -177,7 +321,7 @@ func (a *acquisition) admit(g *fairGate) error {
 		if !a.m.closed.Load() {
 			return nil
 		}
-		g.release()
+		g.release(a.t)
 		return ErrClosed
 	case <-a.b.left:
 		err = errMoved
@@ -190,184 +334,10 @@ func (a *acquisition) admit(g *fairGate) error {
 		if err == errMoved {
 			return nil // the turn came as the tenant left: run sees the generation
 		}
-		g.release() // the turn came as the wait ended: pass it on
+		g.release(a.t) // the turn came as the wait ended: pass it on
 	}
 	return err
 }
 
 // errMoved ends a wait for a turn at a client the tenant left.
 var errMoved = errors.New("mongotenant: tenant left the client")
-
-// maxWeight bounds Route.Weight: the grants a tenant may get in a row.
-const maxWeight = 1 << 16
-
-// A fairQueue orders the callers waiting at a fairGate by deficit round
-// robin over tenants: each tenant's callers form a first-come,
-// first-served flow; flows take turns in the order they became active,
-// and a flow whose turn it is gets as many grants in a row as its weight
-// (fewer if it runs out of callers), then goes to the back. So a tenant
-// with one caller waits behind at most one turn of each other tenant (as
-// many grants as that tenant's weight: one at weight 1), backlogged
-// tenants share the grants in proportion to their weights, and no tenant
-// starves. A turn takes the weight of the flow's newest caller, so that a
-// tenant's new weight applies from its next turn.
-//
-// A flow that runs out of callers after it was served keeps its place
-// until its place comes round, empty, so that a tenant with one caller,
-// asking again as soon as it is served, is not sent to the back each
-// time while a crowd keeps its place. Empty flows are dropped when their
-// place comes round, and all at once when a slot goes free with no caller
-// waiting (fairGate.release): the queue holds nothing for tenants that
-// stopped waiting, and gateQueued stays set while it holds anything.
-//
-// Positions are derived where they can be: a flow not yet served since it
-// became active stands where its first caller arrived, so a caller that
-// gives up leaves no trace: the queue is as if it had never come.
-//
-// A fairQueue is not safe for concurrent use: fairGate.mu guards it.
-type fairQueue struct {
-	clock uint64                // ticks at each arrival and each turn's end: positions
-	n     int                   // callers queued
-	flows map[*tenant]*fairFlow // tenants with callers queued, or an empty flow keeping their place
-	order flowHeap              // the same flows, by position
-}
-
-// A fairFlow is one tenant's queued callers.
-type fairFlow struct {
-	t       *tenant
-	weight  int32         // grants per turn, from the tenant's weight when the flow became active
-	left    int32         // grants left in its current turn; 0 before its first
-	served  bool          // it has been served since it became active: pos holds its position
-	pos     uint64        // its position once served
-	waiters []*fairWaiter // first come, first served, from head
-	head    int
-	idx     int // position in fairQueue.order
-}
-
-// A fairWaiter is one queued caller. ready has room for the one signal it
-// gets, so that granting never blocks.
-type fairWaiter struct {
-	flow    *fairFlow
-	arrived uint64 // the queue's clock when it arrived
-	weight  int32  // its tenant's weight when it arrived
-	granted bool   // it has its slot; guarded by fairGate.mu
-	ready   chan struct{}
-}
-
-// push queues a caller of t, whose weight is weight (0 counts as 1).
-func (q *fairQueue) push(t *tenant, weight int32) *fairWaiter {
-	q.clock++
-	q.n++
-	w := &fairWaiter{arrived: q.clock, weight: max(weight, 1), ready: make(chan struct{}, 1)}
-	if f := q.flows[t]; f != nil { // a flow has callers, or keeps its place: its position stays
-		w.flow = f
-		f.waiters = append(f.waiters, w)
-		return w
-	}
-	if q.flows == nil {
-		q.flows = make(map[*tenant]*fairFlow)
-	}
-	f := &fairFlow{t: t, weight: max(weight, 1), waiters: []*fairWaiter{w}}
-	w.flow = f
-	q.flows[t] = f
-	heap.Push(&q.order, f)
-	return w
-}
-
-// pop takes the caller whose turn it is, or returns nil if none waits.
-func (q *fairQueue) pop() *fairWaiter {
-	if q.n == 0 {
-		return nil // placeholders stay until a slot goes free
-	}
-	for q.order[0].live() == 0 { // an empty flow's place came round
-		f := heap.Pop(&q.order).(*fairFlow)
-		delete(q.flows, f.t)
-	}
-	f := q.order[0]
-	if f.left == 0 { // its turn starts, at the weight of its latest caller
-		f.weight = f.waiters[len(f.waiters)-1].weight
-		f.left = f.weight
-	}
-	f.left--
-	f.pos, f.served = f.position(), true
-	w := f.waiters[f.head]
-	if f.left == 0 { // its turn ends: to the back
-		q.clock++
-		f.pos = q.clock
-	}
-	q.removeAt(f, f.head)
-	return w
-}
-
-// remove takes w out of the queue, as if it had never come.
-func (q *fairQueue) remove(w *fairWaiter) {
-	f := w.flow
-	for i := f.head; i < len(f.waiters); i++ {
-		if f.waiters[i] == w {
-			q.removeAt(f, i)
-			return
-		}
-	}
-}
-
-func (q *fairQueue) removeAt(f *fairFlow, i int) {
-	q.n--
-	if i == f.head {
-		f.waiters[i] = nil
-		f.head++
-	} else {
-		f.waiters = slices.Delete(f.waiters, i, i+1)
-	}
-	switch live := f.live(); {
-	case live == 0 && !f.served: // as if it had never come
-		heap.Remove(&q.order, f.idx)
-		delete(q.flows, f.t)
-		return
-	case f.head > live: // compact, so that a long queue's slice does not only grow
-		n := copy(f.waiters, f.waiters[f.head:])
-		clear(f.waiters[n:])
-		f.waiters, f.head = f.waiters[:n], 0
-	}
-	heap.Fix(&q.order, f.idx)
-}
-
-// reset drops every placeholder: the gate has a free slot.
-func (q *fairQueue) reset() {
-	clear(q.order)
-	q.order = q.order[:0]
-	clear(q.flows)
-}
-
-// live returns the number of f's callers.
-func (f *fairFlow) live() int { return len(f.waiters) - f.head }
-
-// position is where f stands: where it was when last served, or where its
-// first caller arrived if it has not been served since it became active.
-func (f *fairFlow) position() uint64 {
-	if f.served {
-		return f.pos
-	}
-	return f.waiters[f.head].arrived
-}
-
-// flowHeap orders flows by position.
-type flowHeap []*fairFlow
-
-func (h flowHeap) Len() int           { return len(h) }
-func (h flowHeap) Less(i, j int) bool { return h[i].position() < h[j].position() }
-func (h flowHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-func (h *flowHeap) Push(x any) {
-	f := x.(*fairFlow)
-	f.idx = len(*h)
-	*h = append(*h, f)
-}
-func (h *flowHeap) Pop() any {
-	old := *h
-	f := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return f
-}

@@ -67,8 +67,26 @@ func (h *simEvents) Pop() any {
 	return e
 }
 
+// simKeep is how long a simulated gate keeps a slot for a tenant that
+// left: as WithFairReserve's default, many holds long.
+const simKeep = 100
+
+// newFairSim returns a simulation of a gate of capacity, with the default
+// reserve.
 func newFairSim(t *testing.T, capacity int) *fairSim {
-	return &fairSim{t: t, g: newFairGate(capacity), queued: map[*fairWaiter]*simWorker{}}
+	return newFairSimReserve(t, capacity, capacity/4)
+}
+
+func newFairSimReserve(t *testing.T, capacity, reserve int) *fairSim {
+	s := &fairSim{t: t, queued: map[*fairWaiter]*simWorker{}}
+	s.g = newFairGate(capacity, reserve, simKeep, func() int64 { return s.now })
+	return s
+}
+
+// testGate returns a gate of capacity with the default reserve, on a
+// clock that stands still.
+func testGate(capacity int) *fairGate {
+	return newFairGate(capacity, capacity/4, simKeep, func() int64 { return 0 })
 }
 
 func (s *fairSim) tenant(name string, weight int32, hold, think int64) *simTenant {
@@ -99,11 +117,14 @@ func (s *fairSim) ask(w *simWorker) {
 	if s.onAsk != nil {
 		s.onAsk(w)
 	}
-	if fw := s.g.enter(w.tenant.t, w.tenant.weight); fw != nil {
+	w.tenant.t.word.Add(1) // as Acquire counts the lease in the tenant's word, then waits for a turn
+	fw := s.g.enter(w.tenant.t, w.tenant.weight)
+	if fw == nil {
+		s.granted(w)
+	} else {
 		s.queued[fw] = w
-		return
 	}
-	s.granted(w)
+	s.collect() // its coming may have let others in
 }
 
 func (s *fairSim) granted(w *simWorker) {
@@ -119,22 +140,28 @@ func (s *fairSim) granted(w *simWorker) {
 	}
 	s.at(w.tenant.hold, func() {
 		s.inUse--
-		s.g.release()
+		s.g.release(w.tenant.t)
+		w.tenant.t.word.Add(^uint64(0))
 		s.collect()
 		s.at(w.tenant.think, func() { s.ask(w) })
 	})
 }
 
-// collect finds the waiter the last release granted, if any.
+// collect finds the waiters the gate granted, in the order they came.
 func (s *fairSim) collect() {
-	for fw, w := range s.queued {
+	var got []*fairWaiter
+	for fw := range s.queued {
 		select {
 		case <-fw.ready:
-			delete(s.queued, fw)
-			s.granted(w)
-			return // one release grants at most one waiter
+			got = append(got, fw)
 		default:
 		}
+	}
+	slices.SortFunc(got, func(a, b *fairWaiter) int { return cmp.Compare(a.arrived, b.arrived) })
+	for _, fw := range got {
+		w := s.queued[fw]
+		delete(s.queued, fw)
+		s.granted(w)
 	}
 }
 
@@ -204,6 +231,64 @@ func TestFairLightTenantWaitsOneTurnPerOtherTenant(t *testing.T) {
 	require.Equal(t, 4, s.peak)
 }
 
+// TestFairReserveKeepsSlotsForLightTenants: two light tenants, each
+// reading one lease at a time with pauses between, next to a noisy tenant
+// whose callers always wait, on a capacity of 8 (reserve 2). With the
+// reserve, a light tenant's read never waits once both have been served
+// (the first read of one may take the slot kept for the other), and the
+// noisy tenant gets at least the other 6 slots; without it, the light
+// reads find every slot taken. When the light tenants stop, the noisy
+// tenant gets the whole capacity back once the reserve forgets them.
+func TestFairReserveKeepsSlotsForLightTenants(t *testing.T) {
+	const capacity, stop, settled = 8, 2000, 100
+	run := func(reserve int) (lightWaits, lightGrants, noisyPeakAfter int, noisyGrants int) {
+		s := newFairSimReserve(t, capacity, reserve)
+		noisy := s.tenant("noisy", 1, 20, 0)
+		s.start(noisy, 32, 0)
+		var lights []*simWorker
+		for i := range 2 {
+			lights = append(lights, s.start(s.tenant(fmt.Sprint("light", i), 1, 1, 3), 1, 50)...)
+		}
+		noisyHeld := 0
+		s.onGrant = func(w *simWorker) {
+			if w.tenant == noisy {
+				noisyHeld++
+				if s.now < stop {
+					noisyGrants++
+				}
+				if s.now > stop+simKeep+20 { // the reserve has forgotten the light tenants
+					noisyPeakAfter = max(noisyPeakAfter, noisyHeld)
+				}
+				s.at(w.tenant.hold, func() { noisyHeld-- })
+				return
+			}
+			if w.askedAt > settled && w.askedAt != s.now {
+				lightWaits++
+			}
+			lightGrants++
+		}
+		s.at(stop, func() {
+			for _, w := range lights {
+				w.stopped = true
+			}
+		})
+		s.run(stop+simKeep+200, 1<<30)
+		return lightWaits, lightGrants, noisyPeakAfter, noisyGrants
+	}
+
+	waits, grants, peak, noisyGrants := run(2)
+	require.Greater(t, grants, 600) // every 4 ticks from 50 to 2000, each
+	require.Zero(t, waits, "a light read waited with slots kept")
+	require.Equal(t, capacity, peak, "the noisy tenant did not get the whole capacity back")
+	// The noisy tenant's 20-tick leases on at least the 6 slots the reserve
+	// leaves: 6 × 2000 / 20 = 600. (It gets more: the light tenants take
+	// turns, and the slot one frees serves the other.)
+	require.GreaterOrEqual(t, noisyGrants, 600)
+
+	waits, grants, _, _ = run(0)
+	require.Greater(t, waits, grants/2, "without a reserve the light reads should find the slots taken: the test did not load the gate")
+}
+
 // TestFairWeights: backlogged tenants of weights 1, 2, 3 and 4 share
 // 10,000 grants in proportion to their weights, within 10%.
 func TestFairWeights(t *testing.T) {
@@ -258,14 +343,14 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 	for _, where := range []string{"head", "middle", "tail", "alone"} {
 		t.Run(where, func(t *testing.T) {
 			run := func(cancel bool) (order []string, snapshot string) {
-				g := newFairGate(1)
+				g := testGate(1)
 				a, b, c, d := &tenant{id: "a"}, &tenant{id: "b"}, &tenant{id: "c"}, &tenant{id: "d"}
 				require.Nil(t, g.enter(a, 1)) // holds the only turn
 				// Two grants to d move the queue on first.
 				d1, d2 := g.enter(d, 1), g.enter(d, 1)
-				g.release()
+				g.release(a)
 				require.True(t, d1.granted)
-				g.release()
+				g.release(a)
 				require.True(t, d2.granted)
 				require.NotZero(t, g.q.clock)
 
@@ -302,7 +387,7 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 					require.False(t, extra.granted)
 					require.True(t, g.leave(extra))
 				}
-				g.release() // d2's turn
+				g.release(a) // d2's turn
 				snapshot = fairState(g)
 				for {
 					granted := -1
@@ -314,7 +399,7 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 					if granted >= 0 {
 						order = append(order, ws[granted].flow.t.id+fmt.Sprint(granted))
 						ws[granted] = nil
-						g.release()
+						g.release(a)
 						continue
 					}
 					break
@@ -392,7 +477,7 @@ func TestFairNoStarvation(t *testing.T) {
 // left is the order had it never come.
 func TestFairCancelledWaiterKeepsNoPlaceholder(t *testing.T) {
 	first := func(withW bool) string {
-		g := newFairGate(1)
+		g := testGate(1)
 		a, b, c, w := &tenant{id: "a"}, &tenant{id: "b"}, &tenant{id: "c"}, &tenant{id: "w"}
 		require.Nil(t, g.enter(a, 1))
 		b1 := g.enter(b, 1)
@@ -400,14 +485,14 @@ func TestFairCancelledWaiterKeepsNoPlaceholder(t *testing.T) {
 		if withW {
 			W = g.enter(w, 1)
 		}
-		g.release()
+		g.release(a)
 		require.True(t, b1.granted)
 		c1 := g.enter(c, 1)
 		b2 := g.enter(b, 1)
 		if withW {
 			require.True(t, g.leave(W))
 		}
-		g.release()
+		g.release(a)
 		switch {
 		case c1.granted:
 			return "c"
@@ -422,7 +507,7 @@ func TestFairCancelledWaiterKeepsNoPlaceholder(t *testing.T) {
 // TestFairNewWeightApplies: a tenant that stays backlogged gets its new
 // weight from its next turn, raised or lowered.
 func TestFairNewWeightApplies(t *testing.T) {
-	g := newFairGate(1)
+	g := testGate(1)
 	a, x, y := &tenant{id: "a"}, &tenant{id: "x"}, &tenant{id: "y"}
 	require.Nil(t, g.enter(a, 1))
 	ws := map[*fairWaiter]*tenant{}
@@ -432,7 +517,7 @@ func TestFairNewWeightApplies(t *testing.T) {
 	}
 	grants := map[*tenant]int{}
 	for range 400 {
-		g.release()
+		g.release(a)
 		for w, tt := range ws {
 			if w.granted {
 				delete(ws, w)
@@ -449,85 +534,127 @@ func TestFairNewWeightApplies(t *testing.T) {
 
 	// Lowered: b, backlogged at weight 2, now has weight 1: x waits
 	// behind one lease of b, not two.
-	g = newFairGate(1)
+	g = testGate(1)
 	b := &tenant{id: "b"}
 	require.Nil(t, g.enter(a, 1))
 	b0, b1 := g.enter(b, 2), g.enter(b, 1)
 	x1 := g.enter(x, 1)
-	g.release()
+	g.release(a)
 	require.True(t, b0.granted)
-	g.release()
+	g.release(a)
 	require.True(t, x1.granted, "x waited behind a second lease of b")
 	require.False(t, b1.granted)
 }
 
 // TestFairQueueInvariants drives gates with random arrivals, releases,
-// cancellations and new weights, and checks after every step: the heap
-// and the flow map agree, counts add up, the queued bit is set exactly
-// while the queue holds a flow, a turn never exceeds its weight, and a
-// caller alone in its tenant's flow waits behind at most one turn of each
-// other tenant (as many grants as the weight that turn started with).
+// cancellations, new weights and time, and checks after every step: the
+// heap and the flow map agree, counts add up, the queued bit is set
+// exactly while the queue holds a flow or the reserve a tenant, a turn
+// never exceeds its weight, no slot stays free that a waiter may take,
+// and a caller alone in its tenant's flow waits behind at most one turn
+// of each other tenant (as many grants as the weight that turn started
+// with): every such caller without a reserve, and with one, every caller
+// whose tenant held no lease when it came; a kept tenant that comes back
+// while a slot is free, and no caller of a tenant holding none waits,
+// gets it at once. Then every lease ends, and every waiter must have been served.
 func TestFairQueueInvariants(t *testing.T) {
-	for seed := range uint64(300) {
+	for seed := range uint64(600) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		g := newFairGate(1 + r.IntN(3))
-		ts := make([]*tenant, 1+r.IntN(5))
+		capacity := 1 + r.IntN(8)
+		now := int64(0)
+		g := newFairGate(capacity, r.IntN(capacity), 1+r.Int64N(50), func() int64 { return now })
+		ts := make([]*tenant, 1+r.IntN(6))
 		weights := map[*tenant]int32{}
 		for i := range ts {
 			ts[i] = &tenant{id: fmt.Sprint(i)}
 			weights[ts[i]] = int32(1 + r.IntN(3))
 		}
-		held := 0
+		var holders []*tenant // one per lease holding a slot
 		var waiting []*fairWaiter
 		behind := map[*fairWaiter]map[*tenant]int{} // lone callers: grants to others since they came
+		collect := func(step int) {
+			for i := 0; i < len(waiting); i++ {
+				w := waiting[i]
+				if !w.granted {
+					continue
+				}
+				gt := w.flow.t
+				for x, m := range behind {
+					if x.flow.t != gt {
+						m[gt]++
+						if m[gt] > int(w.flow.weight) {
+							t.Fatalf("seed %d step %d: a lone caller waited behind %d grants of a tenant whose turn is %d", seed, step, m[gt], w.flow.weight)
+						}
+					}
+				}
+				delete(behind, w)
+				holders = append(holders, gt)
+				waiting = slices.Delete(waiting, i, i+1)
+				i--
+			}
+		}
+		release := func(i int) {
+			h := holders[i]
+			holders = slices.Delete(holders, i, i+1)
+			g.release(h)
+			h.word.Add(^uint64(0))
+		}
 		for step := range 2000 {
+			now += r.Int64N(3)
 			switch op := r.IntN(10); {
 			case op < 4:
 				tt := ts[r.IntN(len(ts))]
 				if r.IntN(20) == 0 {
 					weights[tt] = int32(1 + r.IntN(3)) // from tt's next turn
 				}
+				tt.word.Add(1)
+				k := g.r.by[tt]
+				kept := k != nil && k.until > now && g.free() > 0 && !waitsHoldingNone(g)
 				w := g.enter(tt, weights[tt])
+				if kept && w != nil {
+					t.Fatalf("seed %d step %d: a kept tenant came back to a free slot and waits", seed, step)
+				}
 				if w == nil {
-					held++
+					holders = append(holders, tt)
 					break
 				}
 				waiting = append(waiting, w)
-				if w.flow.live() == 1 {
+				if w.flow.live() == 1 && (g.reserve == 0 || w.first) {
 					behind[w] = map[*tenant]int{}
 				}
-			case op < 8 && held > 0:
-				g.release()
-				held--
-				for i := 0; i < len(waiting); i++ {
-					w := waiting[i]
-					if !w.granted {
-						continue
-					}
-					gt := w.flow.t
-					for x, m := range behind {
-						if x.flow.t != gt {
-							m[gt]++
-							if m[gt] > int(w.flow.weight) {
-								t.Fatalf("seed %d step %d: a lone caller waited behind %d grants of a tenant whose turn is %d", seed, step, m[gt], w.flow.weight)
-							}
-						}
-					}
-					delete(behind, w)
-					held++
-					waiting = slices.Delete(waiting, i, i+1)
-					i--
-				}
+			case op < 8 && len(holders) > 0:
+				release(r.IntN(len(holders)))
 			case len(waiting) > 0:
 				i := r.IntN(len(waiting))
-				if g.leave(waiting[i]) {
-					delete(behind, waiting[i])
+				if w := waiting[i]; g.leave(w) {
+					w.flow.t.word.Add(^uint64(0))
+					delete(behind, w)
 					waiting = slices.Delete(waiting, i, i+1)
 				}
 			}
+			collect(step)
 			checkFairQueue(t, g, seed, step)
 		}
+		for step := 2000; len(holders) > 0; step++ {
+			release(0)
+			collect(step)
+			checkFairQueue(t, g, seed, step)
+		}
+		if len(waiting) > 0 {
+			t.Fatalf("seed %d: every lease ended, and %d callers still wait", seed, len(waiting))
+		}
 	}
+}
+
+// waitsHoldingNone reports whether a caller waits at g whose tenant holds
+// no lease there.
+func waitsHoldingNone(g *fairGate) bool {
+	for _, f := range g.q.order {
+		if f.live() > 0 && !holdsLease(f, nil) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkFairQueue(t *testing.T, g *fairGate, seed uint64, step int) {
@@ -537,15 +664,17 @@ func checkFairQueue(t *testing.T, g *fairGate, seed uint64, step int) {
 	}
 }
 
-// fairQueueProblem returns the first invariant g's queue breaks, or "".
+// fairQueueProblem returns the first invariant g's queue or reserve
+// breaks, or "".
 // Plain checks, not assertions: it runs after each of 600,000 steps.
 func fairQueueProblem(g *fairGate) string {
 	q := &g.q
 	if len(q.order) != len(q.flows) {
 		return fmt.Sprintf("%d flows in the heap, %d in the map", len(q.order), len(q.flows))
 	}
-	n := 0
+	n, weight := 0, int64(0)
 	for i, f := range q.order {
+		weight += int64(f.weight)
 		switch {
 		case f.idx != i:
 			return fmt.Sprintf("flow at %d thinks it is at %d", i, f.idx)
@@ -558,20 +687,52 @@ func fairQueueProblem(g *fairGate) string {
 		case f.left < 0 || f.left >= max(f.weight, 1):
 			return fmt.Sprintf("left %d, weight %d", f.left, f.weight)
 		}
-		for _, w := range f.waiters[f.head:] {
-			if w == nil || w.granted {
+		for i, w := range f.waiters[f.head:] {
+			switch {
+			case w == nil || w.granted:
 				return "a granted or nil caller queued"
+			case w.first && i > 0:
+				return "a first caller behind another"
 			}
 		}
+		if g.r.by[f.t] != nil {
+			return "a tenant both queued and kept"
+		}
 		n += f.live()
+	}
+	firsts := 0
+	for w := q.firsts.head; w != nil; w = w.next {
+		if !w.first || w.granted || w.flow.live() == 0 || w.flow.waiters[w.flow.head] != w {
+			return "firsts holds a caller that is not a queued first"
+		}
+		firsts++
+	}
+	kept, keptWeight := 0, int64(0)
+	for k, prev := g.r.head, (*keptSlot)(nil); k != nil; prev, k = k, k.next {
+		if g.r.by[k.t] != k || k.prev != prev || (prev != nil && prev.until > k.until) {
+			return "the reserve's list and map disagree, or the list is out of order"
+		}
+		kept++
+		keptWeight += int64(k.weight)
 	}
 	switch state := g.state.Load(); {
 	case q.n != n:
 		return fmt.Sprintf("n %d, %d callers in flows", q.n, n)
-	case (len(q.flows) > 0) != (state&gateQueued != 0):
+	case q.weight != weight:
+		return fmt.Sprintf("queue weight %d, flows weigh %d", q.weight, weight)
+	case kept != len(g.r.by) || keptWeight != g.r.weight:
+		return fmt.Sprintf("reserve: %d in the list, %d in the map, weight %d against %d", kept, len(g.r.by), keptWeight, g.r.weight)
+	case len(g.r.by) > 0 && g.reserve == 0:
+		return "a tenant kept without a reserve"
+	case (len(q.flows) > 0 || kept > 0) != (state&gateQueued != 0):
 		return "queued bit"
 	case uint32(state) > g.capacity:
 		return fmt.Sprintf("%d slots in use, capacity %d", uint32(state), g.capacity)
+	case q.n > 0 && g.free() > 0:
+		top := q.top()
+		if g.free() > g.keptLocked() || leasesOf(top.t.word.Load()) <= int32(top.live()) || firsts > 0 {
+			return fmt.Sprintf("%d slots free (%d kept) while a caller may take one (top %s holds %d with %d queued, %d firsts)", g.free(), g.keptLocked(), top.t.id, leasesOf(top.t.word.Load()), top.live(), firsts)
+		}
 	}
 	return ""
 }

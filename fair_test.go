@@ -419,3 +419,73 @@ func TestFairSharingOptionIsChecked(t *testing.T) {
 	_, err = m.Acquire(context.Background(), "a")
 	require.ErrorIs(t, err, mongotenant.ErrRoute)
 }
+
+// TestFairReserveKeepsASlot: on a full client, a tenant that released its
+// last lease keeps a slot: a tenant holding leases waits for a second free
+// one, the kept tenant's next Acquire takes it at once, and so may a
+// tenant holding none. Without the reserve the slot goes to the waiter.
+func TestFairReserveKeepsASlot(t *testing.T) {
+	for _, reserve := range []int{1, 0} {
+		t.Run(fmt.Sprint("reserve ", reserve), func(t *testing.T) {
+			m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()),
+				mongotenant.WithFairSharing(4), mongotenant.WithFairReserve(reserve, time.Hour))
+			acquire(t, m, "light").Release()
+			acquire(t, m, "other").Release()
+			noisy := []*mongotenant.Lease{acquire(t, m, "noisy"), acquire(t, m, "noisy"), acquire(t, m, "noisy")}
+			light := acquire(t, m, "light") // the capacity is full
+
+			granted, errs := make(chan queued, 1), make(chan error, 1)
+			queue(m, "noisy", granted, errs)
+			fairWaiting(t, m, "shared", 1)
+			light.Release()
+			if reserve == 0 {
+				q := <-granted // the freed slot goes to the waiter
+				require.Equal(t, "noisy", q.tenant)
+				close(q.release)
+				for _, l := range noisy {
+					l.Release()
+				}
+				return
+			}
+
+			g := fairGroup(t, m, "shared")
+			assert.Equal(t, 3, g.FairInUse)
+			assert.Equal(t, 1, g.FairKept)
+			assert.Equal(t, 1, g.FairWaiting)
+			_, err := m.Acquire(short(t), "noisy")
+			require.ErrorIs(t, err, mongotenant.ErrTenantBusy, "a tenant holding leases took the kept slot")
+
+			// Bounded, so that a broken reserve fails the test: with the
+			// slot kept, nothing else would free one.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			light, err = m.Acquire(ctx, "light") // the slot was kept for it
+			require.NoError(t, err)
+			light.Release()
+			other, err := m.Acquire(ctx, "other") // holds none: it may take a kept slot
+			require.NoError(t, err)
+			assert.Zero(t, fairGroup(t, m, "shared").FairKept)
+			other.Release()
+
+			noisy[0].Release() // two free, one kept: the waiter's turn
+			q := <-granted
+			require.Equal(t, "noisy", q.tenant)
+			close(q.release)
+			noisy[1].Release()
+			noisy[2].Release()
+			select {
+			case err := <-errs:
+				t.Fatal(err)
+			default:
+			}
+		})
+	}
+}
+
+// TestFairReserveOptionIsChecked: negative slots or idle are refused.
+func TestFairReserveOptionIsChecked(t *testing.T) {
+	for _, o := range []mongotenant.Option{mongotenant.WithFairReserve(-1, time.Second), mongotenant.WithFairReserve(1, -time.Second)} {
+		_, err := mongotenant.New(unreachable, mongotenant.WithFairSharing(0), o)
+		require.ErrorIs(t, err, mongotenant.ErrInvalidOption)
+	}
+}

@@ -26,6 +26,7 @@ type GroupStats struct {
 	// With WithFairSharing, on its cached clients; 0 without.
 	FairCapacity int // the sum of their capacities
 	FairInUse    int // leases holding a turn
+	FairKept     int // free slots kept for tenants that just left (WithFairReserve)
 	FairWaiting  int // acquisitions waiting for a turn
 
 	// With WithCommandStats; 0 without.
@@ -90,9 +91,10 @@ func (m *Manager) GroupStats() []GroupStats {
 		gs.OpenConnections += int(c.pool.open.Load())
 		gs.InUseConnections += int(c.pool.inUse.Load())
 		if c.gate != nil {
-			inUse, waiting := c.gate.snapshot()
+			inUse, kept, waiting := c.gate.snapshot()
 			gs.FairCapacity += int(c.gate.capacity)
 			gs.FairInUse += inUse
+			gs.FairKept += kept
 			gs.FairWaiting += waiting
 		}
 	}

@@ -61,6 +61,9 @@ type config struct {
 	maxLeases         int
 	fair              bool // WithFairSharing
 	fairCapacity      int  // WithFairSharing's capacity; 0: each client's pool size
+	fairReserve       int  // WithFairReserve's slots
+	fairReserveSet    bool // WithFairReserve was called; otherwise a quarter of each capacity
+	fairReserveIdle   time.Duration
 	strategy          Strategy
 	routers           []Router
 	routeTTL          time.Duration
@@ -85,6 +88,7 @@ func defaultConfig() config {
 		validateTenant:    ValidateTenantID,
 		logger:            slog.New(slog.DiscardHandler),
 		disconnectTimeout: DefaultDisconnectTimeout,
+		fairReserveIdle:   DefaultFairReserveIdle,
 		routeTTL:          DefaultRouteTTL,
 		strategy:          Dedicated(),
 		recycle:           true,
@@ -119,6 +123,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithCommandStats(%v): must be >= 0", ErrInvalidOption, c.slowCommand)
 	case c.fairCapacity < 0 || c.fairCapacity > maxFairCapacity:
 		return fmt.Errorf("%w: WithFairSharing(%d): must be between 0 and %d", ErrInvalidOption, c.fairCapacity, maxFairCapacity)
+	case c.fairReserve < 0 || c.fairReserveIdle < 0:
+		return fmt.Errorf("%w: WithFairReserve(%d, %v): must be >= 0", ErrInvalidOption, c.fairReserve, c.fairReserveIdle)
 	case c.maxLeases > leaseMask:
 		return fmt.Errorf("%w: WithMaxLeases(%d): must be at most %d", ErrInvalidOption, c.maxLeases, leaseMask)
 	}

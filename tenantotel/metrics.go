@@ -175,7 +175,7 @@ func registerSnapshots(mt metric.Meter, m *mongotenant.Manager, tiers bool) (met
 	s.commands = counter("mongotenant.commands", "{command}", "Commands by group and outcome (ok, failed), with WithCommandStats.")
 	s.slowCommands = counter("mongotenant.commands.slow", "{command}", "Commands at or above the slow threshold, with WithCommandStats.")
 	s.commandTime = floatCounter("mongotenant.commands.time", "s", "Total duration of commands, with WithCommandStats.")
-	s.fairTurns = upDown("mongotenant.fair.turns", "{turn}", "Turns of fairly shared clients' capacity by group and state (used, free), with WithFairSharing.")
+	s.fairTurns = upDown("mongotenant.fair.turns", "{turn}", "Turns of fairly shared clients' capacity by group and state (used; kept free for tenants that just left, with WithFairReserve; free), with WithFairSharing.")
 	s.fairWaiting = upDown("mongotenant.fair.waiting", "{acquisition}", "Acquisitions waiting for their turn at a fairly shared client, with WithFairSharing.")
 	insts := []metric.Observable{s.connCount, s.connMax, s.clients, s.tenants, s.leases, s.waiting, s.budgetUsed,
 		s.budgetLimit, s.maxClients, s.acquisitions, s.refusals, s.waits, s.waitTotal, s.evictions, s.created, s.recycled, s.transient,
@@ -247,7 +247,8 @@ func (s *snapshotInstruments) observe(o metric.Observer, m *mongotenant.Manager,
 		o.ObserveFloat64(s.commandTime, g.CommandTime.Seconds(), with())
 		if g.FairCapacity > 0 {
 			o.ObserveInt64(s.fairTurns, int64(g.FairInUse), with(StateKey.String("used")))
-			o.ObserveInt64(s.fairTurns, int64(g.FairCapacity-g.FairInUse), with(StateKey.String("free")))
+			o.ObserveInt64(s.fairTurns, int64(g.FairKept), with(StateKey.String("kept")))
+			o.ObserveInt64(s.fairTurns, int64(g.FairCapacity-g.FairInUse-g.FairKept), with(StateKey.String("free")))
 			o.ObserveInt64(s.fairWaiting, int64(g.FairWaiting), with())
 		}
 	}

@@ -289,13 +289,14 @@ func BenchmarkAcquireRelease(b *testing.B) {
 }
 
 // TestFairSharingInstruments: with fair sharing, each shared group reports
-// its turns used and free and its waiting acquisitions, as GroupStats does.
+// its turns used, kept and free and its waiting acquisitions, as GroupStats does.
 func TestFairSharingInstruments(t *testing.T) {
-	s := newSetup(t, nil, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(2))
+	s := newSetup(t, nil, mongotenant.WithStrategy(mongotenant.Shared()),
+		mongotenant.WithFairSharing(2), mongotenant.WithFairReserve(1, time.Hour))
 	l1, l2 := acquire(t, s.m, "a"), acquire(t, s.m, "b")
 	got := make(chan error, 1)
 	go func() {
-		l, err := s.m.Acquire(context.Background(), "c")
+		l, err := s.m.Acquire(context.Background(), "b")
 		if err == nil {
 			l.Release()
 		}
@@ -306,15 +307,25 @@ func TestFairSharingInstruments(t *testing.T) {
 	}
 	ms := metrics(t, s.reader)
 	pool := "db.client.connection.pool.name"
-	assert.EqualValues(t, 2, value(t, ms, "mongotenant.fair.turns", pool, "shared", "db.client.connection.state", "used"))
-	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", pool, "shared", "db.client.connection.state", "free"))
+	state := "db.client.connection.state"
+	assert.EqualValues(t, 2, value(t, ms, "mongotenant.fair.turns", pool, "shared", state, "used"))
+	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", pool, "shared", state, "kept"))
+	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", pool, "shared", state, "free"))
 	assert.EqualValues(t, 1, value(t, ms, "mongotenant.fair.waiting", pool, "shared"))
 
+	// a leaves: its slot is kept for it, and b, holding a lease, waits on.
 	l1.Release()
-	require.NoError(t, <-got)
-	l2.Release()
 	ms = metrics(t, s.reader)
-	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", "db.client.connection.state", "used"))
-	assert.EqualValues(t, 2, value(t, ms, "mongotenant.fair.turns", "db.client.connection.state", "free"))
+	assert.EqualValues(t, 1, value(t, ms, "mongotenant.fair.turns", state, "used"))
+	assert.EqualValues(t, 1, value(t, ms, "mongotenant.fair.turns", state, "kept"))
+	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", state, "free"))
+	assert.EqualValues(t, 1, value(t, ms, "mongotenant.fair.waiting"))
+
+	l2.Release()
+	require.NoError(t, <-got)
+	ms = metrics(t, s.reader)
+	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.turns", state, "used"))
+	assert.EqualValues(t, 1, value(t, ms, "mongotenant.fair.turns", state, "kept"))
+	assert.EqualValues(t, 1, value(t, ms, "mongotenant.fair.turns", state, "free"))
 	assert.EqualValues(t, 0, value(t, ms, "mongotenant.fair.waiting"))
 }

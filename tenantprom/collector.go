@@ -92,7 +92,7 @@ func NewCollector(m *mongotenant.Manager, opts ...Option) *Collector {
 		commands:         desc("commands_total", "Commands by group and outcome (ok, failed), with WithCommandStats.", "group", "outcome"),
 		slowCommands:     desc("commands_slow_total", "Commands at or above the slow threshold, with WithCommandStats.", "group"),
 		commandSeconds:   desc("commands_seconds_total", "Total duration of commands, with WithCommandStats.", "group"),
-		fairTurns:        desc("fair_turns", "Turns of fairly shared clients' capacity by group and state (used, free), with WithFairSharing.", "group", "state"),
+		fairTurns:        desc("fair_turns", "Turns of fairly shared clients' capacity by group and state (used; kept free for tenants that just left, with WithFairReserve; free), with WithFairSharing.", "group", "state"),
 		fairWaiting:      desc("fair_waiting", "Acquisitions waiting for their turn at a fairly shared client, by group, with WithFairSharing.", "group"),
 	}
 	if c.tiers {
@@ -164,7 +164,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d.commandSeconds, prometheus.CounterValue, g.CommandTime.Seconds(), g.Group)
 		if g.FairCapacity > 0 {
 			gauge(d.fairTurns, float64(g.FairInUse), g.Group, "used")
-			gauge(d.fairTurns, float64(g.FairCapacity-g.FairInUse), g.Group, "free")
+			gauge(d.fairTurns, float64(g.FairKept), g.Group, "kept")
+			gauge(d.fairTurns, float64(g.FairCapacity-g.FairInUse-g.FairKept), g.Group, "free")
 			gauge(d.fairWaiting, float64(g.FairWaiting), g.Group)
 		}
 	}

@@ -158,7 +158,8 @@ func TestScrape(t *testing.T) {
 // TestFairSharingFamilies: with fair sharing, each shared group reports
 // its turns used and free and its waiting acquisitions, as GroupStats does.
 func TestFairSharingFamilies(t *testing.T) {
-	m, err := mongotenant.New("mongodb://127.0.0.1:1/", mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(2))
+	m, err := mongotenant.New("mongodb://127.0.0.1:1/", mongotenant.WithStrategy(mongotenant.Shared()),
+		mongotenant.WithFairSharing(2), mongotenant.WithFairReserve(1, time.Hour))
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 	reg := prometheus.NewRegistry()
@@ -179,7 +180,7 @@ func TestFairSharingFamilies(t *testing.T) {
 	require.NoError(t, err)
 	got := make(chan error, 1)
 	go func() {
-		l, err := m.Acquire(context.Background(), "c")
+		l, err := m.Acquire(context.Background(), "b")
 		if err == nil {
 			l.Release()
 		}
@@ -190,14 +191,23 @@ func TestFairSharingFamilies(t *testing.T) {
 	}
 	fams := gather()
 	assert.EqualValues(t, 2, sample(t, fams, "mongotenant_fair_turns", "group", "shared", "state", "used"))
+	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_turns", "group", "shared", "state", "kept"))
 	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_turns", "group", "shared", "state", "free"))
 	assert.EqualValues(t, 1, sample(t, fams, "mongotenant_fair_waiting", "group", "shared"))
 
+	// a leaves: its slot is kept for it, and b, holding a lease, waits on.
 	l1.Release()
-	require.NoError(t, <-got)
+	fams = gather()
+	assert.EqualValues(t, 1, sample(t, fams, "mongotenant_fair_turns", "state", "used"))
+	assert.EqualValues(t, 1, sample(t, fams, "mongotenant_fair_turns", "state", "kept"))
+	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_turns", "state", "free"))
+	assert.EqualValues(t, 1, sample(t, fams, "mongotenant_fair_waiting"))
+
 	l2.Release()
+	require.NoError(t, <-got)
 	fams = gather()
 	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_turns", "state", "used"))
-	assert.EqualValues(t, 2, sample(t, fams, "mongotenant_fair_turns", "state", "free"))
+	assert.EqualValues(t, 1, sample(t, fams, "mongotenant_fair_turns", "state", "kept"))
+	assert.EqualValues(t, 1, sample(t, fams, "mongotenant_fair_turns", "state", "free"))
 	assert.EqualValues(t, 0, sample(t, fams, "mongotenant_fair_waiting"))
 }

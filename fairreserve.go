@@ -1,0 +1,92 @@
+package mongotenant
+
+// A fairReserve remembers, at a full fairGate, the tenants that released
+// their last lease there a moment ago: the gate keeps a slot free for
+// each (up to its reserve), so that the next Acquire of a light tenant,
+// which was not waiting when the slot freed, does not wait for a heavy
+// tenant's lease to end (see WithFairReserve). A tenant is forgotten when
+// it comes back (fairGate.enter), or idle after it left.
+//
+// A fairReserve is not safe for concurrent use: fairGate.mu guards it.
+type fairReserve struct {
+	by         map[*tenant]*keptSlot
+	head, tail *keptSlot // the same, by until, oldest first
+	weight     int64     // the sum of their weights
+}
+
+// A keptSlot is a tenant the reserve remembers, until the time until.
+type keptSlot struct {
+	t          *tenant
+	weight     int32
+	until      int64
+	prev, next *keptSlot
+}
+
+// keep remembers t, of weight weight, until until, which is never earlier
+// than the until of an earlier call.
+func (r *fairReserve) keep(t *tenant, weight int32, until int64) {
+	k := r.by[t]
+	if k != nil {
+		r.unlink(k)
+		r.weight -= int64(k.weight)
+	} else {
+		if r.by == nil {
+			r.by = make(map[*tenant]*keptSlot)
+		}
+		k = &keptSlot{t: t}
+		r.by[t] = k
+	}
+	k.weight, k.until = weight, until
+	r.weight += int64(weight)
+	k.prev = r.tail
+	if r.tail != nil {
+		r.tail.next = k
+	} else {
+		r.head = k
+	}
+	r.tail = k
+}
+
+// drop forgets t, and reports whether it was kept.
+func (r *fairReserve) drop(t *tenant) bool {
+	k := r.by[t]
+	if k != nil {
+		r.forget(k)
+	}
+	return k != nil
+}
+
+// weightOf returns the weight kept for t, or 0.
+func (r *fairReserve) weightOf(t *tenant) int32 {
+	if k := r.by[t]; k != nil {
+		return k.weight
+	}
+	return 0
+}
+
+// expire forgets the tenants kept until now or earlier.
+func (r *fairReserve) expire(now int64) {
+	for r.head != nil && r.head.until <= now {
+		r.forget(r.head)
+	}
+}
+
+func (r *fairReserve) forget(k *keptSlot) {
+	r.unlink(k)
+	delete(r.by, k.t)
+	r.weight -= int64(k.weight)
+}
+
+func (r *fairReserve) unlink(k *keptSlot) {
+	if k.prev != nil {
+		k.prev.next = k.next
+	} else {
+		r.head = k.next
+	}
+	if k.next != nil {
+		k.next.prev = k.prev
+	} else {
+		r.tail = k.prev
+	}
+	k.prev, k.next = nil, nil
+}
