@@ -88,11 +88,15 @@ func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error 
 					// on the slow path, with the lease held.
 					t, b, cl, err := m.acquireSlow(ctx, tenantID, t, b)
 					l.t, l.b, l.cell = t, b, cl
+					l.startAdaptive(err)
 					return err
 				}
 				cl := m.counters.cell()
 				cl.hits.Add(1)
 				l.t, l.b, l.cell = t, b, cl
+				if t.adapt != nil {
+					l.start = m.clock.now()
+				}
 				return nil
 			}
 		}
@@ -100,6 +104,7 @@ func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error 
 	// The slow path does not see l: it would make every lease escape.
 	t, b, cl, err := m.acquireSlow(ctx, tenantID, t, nil)
 	l.t, l.b, l.cell = t, b, cl
+	l.startAdaptive(err)
 	return err
 }
 
@@ -255,6 +260,9 @@ func (m *Manager) addTenant(tenantID string) *tenant {
 	t := &tenant{
 		id:   strings.Clone(tenantID), // the caller's string may pin a whole request buffer
 		hash: m.tenants.hash(tenantID),
+	}
+	if m.cfg.adaptiveTarget > 0 {
+		t.adapt = newAdaptiveLimit()
 	}
 	t.lastUsed.Store(now)
 	if got := m.tenants.insert(t); got != t {

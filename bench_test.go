@@ -27,6 +27,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		{"shared+bulkhead", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithMaxLeases(64)}},
 		{"shared+fair", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithFairSharing(0)}},
 		{"grouped+fair", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Grouped(4)), mongotenant.WithFairSharing(0)}},
+		{"shared+adaptive", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithAdaptiveLimit(time.Second)}},
 		{"dedicated+hooks", []mongotenant.Option{mongotenant.WithHooks(everyHook()), mongotenant.WithCommandStats(time.Millisecond)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

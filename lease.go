@@ -18,6 +18,7 @@ type Lease struct {
 	t        *tenant
 	b        *binding   // the tenant's binding when the lease was granted
 	cell     *leaseCell // the cell that counted the grant: Release counts there too
+	start    int64      // clock when granted, with WithAdaptiveLimit
 	released atomic.Bool
 }
 
@@ -38,7 +39,19 @@ func (l *Lease) Release() {
 	if l.b == nil || l.released.Swap(true) {
 		return
 	}
-	l.b.c.m.release(l.t, l.b, l.cell)
+	m := l.b.c.m
+	m.release(l.t, l.b, l.cell)
+	if l.t.adapt != nil {
+		m.adapt(l.t, l.start)
+	}
+}
+
+// startAdaptive stamps the lease's grant for the tenant's adaptive limit,
+// if it has one and the lease was granted.
+func (l *Lease) startAdaptive(err error) {
+	if err == nil && l.t.adapt != nil {
+		l.start = l.b.c.m.clock.now()
+	}
 }
 
 // release ends a lease of t on binding b, and gives its turn at b's fair

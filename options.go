@@ -64,6 +64,7 @@ type config struct {
 	fairReserve       int  // WithFairReserve's slots
 	fairReserveSet    bool // WithFairReserve was called; otherwise a quarter of each capacity
 	fairReserveIdle   time.Duration
+	adaptiveTarget    time.Duration // WithAdaptiveLimit; 0: off
 	strategy          Strategy
 	routers           []Router
 	routeTTL          time.Duration
@@ -123,6 +124,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithCommandStats(%v): must be >= 0", ErrInvalidOption, c.slowCommand)
 	case c.fairCapacity < 0 || c.fairCapacity > maxFairCapacity:
 		return fmt.Errorf("%w: WithFairSharing(%d): must be between 0 and %d", ErrInvalidOption, c.fairCapacity, maxFairCapacity)
+	case c.adaptiveTarget < 0:
+		return fmt.Errorf("%w: WithAdaptiveLimit(%v): must be >= 0", ErrInvalidOption, c.adaptiveTarget)
 	case c.fairReserve < 0 || c.fairReserveIdle < 0:
 		return fmt.Errorf("%w: WithFairReserve(%d, %v): must be >= 0", ErrInvalidOption, c.fairReserve, c.fairReserveIdle)
 	case c.maxLeases > leaseMask:

@@ -188,7 +188,12 @@ func (s routeShape) label() string {
 // setRouteLocked installs a route on t. The caller holds t.mu.
 func (t *tenant) setRouteLocked(s routeShape, now int64) {
 	t.route = unique.Make(s)
-	t.maxLeases.Store(s.maxLeases)
+	if t.adapt != nil {
+		t.adapt.setCeilingLocked(s)
+		t.maxLeases.Store(t.adapt.whole())
+	} else {
+		t.maxLeases.Store(s.maxLeases)
+	}
 	t.weight.Store(s.weight)
 	t.routedAt.Store(now)
 	t.routeVer++

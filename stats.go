@@ -66,6 +66,7 @@ type TenantStats struct {
 	Group     string    // the client group, from the strategy
 	Tier      string    // the tenant's tier, if tiers are in use
 	MaxLeases int       // the tenant's bulkhead; 0 means none
+	Limit     int       // with WithAdaptiveLimit, the tenant's limit now; 0 without
 	Created   time.Time // when the client was created or took a recycled one over
 	LastUsed  time.Time // the tenant's last Release, or when it was first acquired, to within 10 ms
 	Leases    int       // the tenant's outstanding leases, on its current client and any it left
@@ -168,6 +169,7 @@ func (m *Manager) tenantStats(t *tenant) (TenantStats, bool) {
 		Group:            r.group,
 		Tier:             r.tier,
 		MaxLeases:        int(r.maxLeases),
+		Limit:            adaptiveWhole(t.adapt),
 		Created:          m.clock.wall(c.created),
 		LastUsed:         m.clock.wall(t.lastUsed.Load()),
 		Leases:           int(leasesOf(t.word.Load()) + t.carried.Load()),

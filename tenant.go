@@ -32,14 +32,15 @@ type tenant struct {
 	word      atomic.Uint64
 	lastUsed  atomic.Int64            // coarse clock at the last Release, or when created
 	cur       atomic.Pointer[binding] // current binding, nil while unbound; written under mu while readyBit is clear
-	maxLeases atomic.Int32            // the bulkhead, 0 for none; written under mu
+	maxLeases atomic.Int32            // the bulkhead, 0 for none: the route's, or the adaptive limit's; written under mu
 	carried   atomic.Int32            // leases on bindings the tenant has left, counted by the bulkhead; written under mu
 	routedAt  atomic.Int64            // clock when the route was resolved or last confirmed
 	hash      uint64                  // the tenant map's hash of id
 	id        string
 
-	refreshing atomic.Bool  // a background route refresh is under way
-	weight     atomic.Int32 // the route's Weight, for fair gates; written under mu
+	refreshing atomic.Bool    // a background route refresh is under way
+	weight     atomic.Int32   // the route's Weight, for fair gates; written under mu
+	adapt      *adaptiveLimit // with WithAdaptiveLimit, else nil; set when the tenant is made
 
 	// mu guards phase, work, initDone, refs, routeVer, route, flight and
 	// queue; the draining count of the tenant's bindings; and every change

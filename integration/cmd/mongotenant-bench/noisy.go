@@ -20,7 +20,7 @@ import (
 func init() {
 	register(scenario{
 		name:  "noisy",
-		about: "8 light tenants' point reads, quiet and while one tenant floods from 48 goroutines: with reads the proxy delays 20 ms (server time without CPU), and with unindexed scans (CPU); plain shared, shared with a bulkhead, shared and grouped with fair sharing, dedicated",
+		about: "8 light tenants' point reads, quiet and while one tenant floods from 48 goroutines: with reads the proxy delays 20 ms (server time without CPU), and with unindexed scans (CPU); plain shared, shared with a bulkhead, shared with an adaptive limit, shared and grouped with fair sharing, dedicated",
 		run:   runNoisy,
 	})
 }
@@ -48,6 +48,10 @@ const (
 
 	// noisyPool is every client's pool size, and so the fair capacity.
 	noisyPool = 10
+
+	// noisyAdaptiveTarget is the adaptive limit's target: above a light
+	// read's quiet p99, below the noisy tenant's operation.
+	noisyAdaptiveTarget = 10 * time.Millisecond
 
 	// A flood goroutine waits noisyAcquireWait for a lease; on ErrTenantBusy
 	// it counts it, sleeps noisyBackoff and tries again.
@@ -90,6 +94,8 @@ func runNoisy(ctx context.Context, env *Env) ([]Result, error) {
 		{"shared", []mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), pool}},
 		{"shared+bulkhead 2", []mongotenant.Option{
 			mongotenant.WithStrategy(mongotenant.Shared()), pool, mongotenant.WithMaxLeases(2)}},
+		{fmt.Sprintf("shared+adaptive %v", noisyAdaptiveTarget), []mongotenant.Option{
+			mongotenant.WithStrategy(mongotenant.Shared()), pool, mongotenant.WithAdaptiveLimit(noisyAdaptiveTarget)}},
 		{"shared+fair", []mongotenant.Option{
 			mongotenant.WithStrategy(mongotenant.Shared()), pool, mongotenant.WithFairSharing(0)}},
 		{"grouped(3)+fair", []mongotenant.Option{
@@ -416,8 +422,8 @@ func noisyNotes(env *Env) []string {
 			noisyLightTenants, noisyTinyDocs, env.Duration/2, env.Duration/2, noisyFloodGoroutines, noisyRamp, env.Duration/2),
 		fmt.Sprintf("Every variant talks to the server through a proxy, which counts server sockets (monitoring included) at the end of the noisy phase. delay: the proxy adds %v to every reply and holds the noisy tenant's replies %v more, so its reads hold a connection like slow queries while the server's CPU stays idle: this isolates what the library does. CPU: no added delay; the noisy tenant loops a count over %d unindexed documents, and the server (embedded FerretDB on SQLite, in this process, on the same %d CPUs) slows every tenant whatever the client does.",
 			noisyLatency, noisyDelay, noisyDocs, runtime.NumCPU()),
-		fmt.Sprintf("Every client has pool %d; fair sharing's capacity is the pool size. A noisy goroutine waits up to %v in Acquire; on ErrTenantBusy (noisy busy: its bulkhead of 2, or its fair turn not come) it sleeps %v and tries again. grouped(3) shares each client between about a third of the tenants, the noisy one and two or three light ones.",
-			noisyPool, noisyAcquireWait, noisyBackoff),
+		fmt.Sprintf("Every client has pool %d; fair sharing's capacity is the pool size, and its reserve the default (a quarter of it, for 1 s). The adaptive limit's target is %v. A noisy goroutine waits up to %v in Acquire; on ErrTenantBusy (noisy busy: its bulkhead of 2, its adaptive limit, or its fair turn not come) it sleeps %v and tries again. grouped(3) shares each client between about a third of the tenants, the noisy one and two or three light ones.",
+			noisyPool, noisyAdaptiveTarget, noisyAcquireWait, noisyBackoff),
 		fmt.Sprintf("failed counts light and noisy operations that returned an error other than ErrTenantBusy. The flood's %d goroutines, %.1f times the pool, were chosen so that it saturates a plain shared pool with a queue; the numbers are as measured.", noisyFloodGoroutines, float64(noisyFloodGoroutines)/noisyPool),
 	}
 }
