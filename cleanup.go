@@ -9,7 +9,8 @@ import (
 // database/sql's connection cleaner it runs only while needed: while the
 // Manager holds a tenant or an orphaned client. Every clockResolution it
 // advances the coarse clock that Release stamps, forgets tenants idle for
-// the idle timeout, and retires orphaned clients. It takes no lock the hot
+// the idle timeout, retires orphaned clients, and lets fair gates forget
+// the tenants they kept slots for too long, when callers wait on those. It takes no lock the hot
 // path takes, and it works in batches, so reaping a million idle tenants
 // never stalls an Acquire.
 
@@ -48,6 +49,7 @@ func (m *Manager) housekeep() {
 		m.advanceClock(now)
 		m.reapIdle(now)
 		m.reapOrphans(now)
+		m.pokeGates()
 		if m.stopHousekeeperIfIdle() {
 			return
 		}

@@ -71,7 +71,7 @@ type client struct {
 }
 
 func newClient(m *Manager, key clientKey) *client {
-	c := &client{m: m, key: key, gate: m.cfg.fairGateFor(key, m.clock)}
+	c := &client{m: m, key: key, gate: m.cfg.fairGateFor(key, m.clock, m.watchGate)}
 	c.handles.max = handlesPerClient
 	if key.dedicated {
 		c.handles.max = 1

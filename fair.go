@@ -22,9 +22,11 @@ import (
 // the tenant's next turn.
 //
 // Turns go to callers that wait when a slot frees, and a light tenant,
-// between two reads, often is not waiting then: while the client is full,
-// a few slots are kept for such tenants (see [WithFairReserve]), so that
-// their next read does not wait for a heavy tenant's lease to end.
+// between two reads, often is not waiting then: while callers wait, a few
+// slots are kept for such tenants (see [WithFairReserve]), so that their
+// next read does not wait for a heavy tenant's lease to end. With them, a
+// tenant that holds leases may wait beyond its turn while the kept slots
+// serve tenants that hold none.
 //
 // The unit of admission is the lease: hold one only while talking to the
 // database, and in a long handler call [Manager.Do] around each database
@@ -45,25 +47,29 @@ func WithFairSharing(capacity int) Option {
 }
 
 // WithFairReserve sets how many of a fairly shared client's slots
-// ([WithFairSharing]) are kept free, while the client is full, for tenants
-// that released their last lease on it within the last idle and whose
-// share of its capacity is a slot or more (their weight over the weights
-// of the tenants waiting or keeping a slot there). Such a tenant's next
-// Acquire takes a kept slot at once, before the tenants that hold leases
-// and wait for more; a tenant holding none may take one too. A freed slot
-// goes to a tenant that holds leases only if it leaves a slot for each
-// tenant kept for, up to slots.
+// ([WithFairSharing]) are kept free, while callers wait for a turn there,
+// for tenants that released their last lease on it within the last idle
+// and whose share of its capacity is a slot or more (their weight over
+// the weights of the tenants waiting or kept there). Such a tenant's next
+// Acquire takes a kept slot at once, before the callers of tenants that
+// hold leases; so may a tenant that holds none. A freed slot goes to a
+// tenant that holds leases only if it leaves a slot free for each tenant
+// kept for, up to slots. A tenant is kept until it comes back, or for
+// idle (to within 10 ms), or until no caller waits.
 //
 // This is what keeps a light tenant's latency near its quiet figure next
 // to a heavy one: without it, the light tenant's read, coming a moment
 // after its last one ended, finds every slot taken by the heavy tenant's
 // waiting callers and waits for one of their leases to end. The cost is
-// capacity: up to slots stand free for up to idle after the light tenants
-// stop, and a tenant that holds leases gets a slot only when one more is
-// free. A lone tenant is never kept from a slot.
+// capacity: up to slots stand free while the heavy tenant's callers wait,
+// for up to idle after the light tenants stop, and a tenant that holds
+// leases waits, beyond its turn, while the kept slots serve tenants that
+// hold none (the bound of one turn per other tenant holds for a caller
+// whose tenant holds no lease). A lone tenant is never kept from a slot.
 //
 // Default: a quarter of the capacity (none for capacities under 4) and one
-// second. slots is at most the capacity minus one; 0 turns keeping off.
+// second. slots is at most the capacity minus one; slots or idle 0 turns
+// keeping off.
 func WithFairReserve(slots int, idle time.Duration) Option {
 	return func(c *config) { c.fairReserve, c.fairReserveIdle, c.fairReserveSet = slots, idle, true }
 }
@@ -78,7 +84,8 @@ const DefaultFairReserveIdle = time.Second
 // has just left (see fairReserve). A lease is granted without the lock
 // while no one waits and nothing is kept; once either holds, every grant
 // and release goes through the lock, so that no newcomer takes a slot
-// ahead of the queue or a kept one.
+// ahead of the queue or a kept one. Slots are kept only while callers
+// wait: when none does, the reserve forgets everyone.
 type fairGate struct {
 	// state is the hot path's word: bits 0-31 count the slots in use (never
 	// more than capacity), and gateQueued is set while the queue holds a
@@ -88,11 +95,13 @@ type fairGate struct {
 	reserve  int32 // most slots kept free for tenants in r
 	idle     int64 // how long r remembers a tenant, ns
 	now      func() int64
+	watch    func(*fairGate) // has the housekeeper poke the gate at its next tick; nil if nothing does
 
-	// mu guards q, r, and every change to gateQueued.
-	mu sync.Mutex
-	q  fairQueue
-	r  fairReserve
+	// mu guards q, r, watched, and every change to gateQueued.
+	mu      sync.Mutex
+	q       fairQueue
+	r       fairReserve
+	watched bool // watch was called, and the poke has not come yet
 }
 
 const gateQueued = 1 << 32
@@ -104,8 +113,8 @@ func newFairGate(capacity, reserve int, idle int64, now func() int64) *fairGate 
 }
 
 // fairGateFor returns the fair gate for a new client with key, or nil if
-// it needs none.
-func (c *config) fairGateFor(key clientKey, clk clock) *fairGate {
+// it needs none. watch is the gate's watch.
+func (c *config) fairGateFor(key clientKey, clk clock, watch func(*fairGate)) *fairGate {
 	if !c.fair || key.dedicated {
 		return nil
 	}
@@ -120,7 +129,9 @@ func (c *config) fairGateFor(key clientKey, clk clock) *fairGate {
 	if c.fairReserveIdle == 0 {
 		reserve = 0
 	}
-	return newFairGate(n, min(reserve, n-1), int64(c.fairReserveIdle), clk.now)
+	g := newFairGate(n, min(reserve, n-1), int64(c.fairReserveIdle), clk.now)
+	g.watch = watch
+	return g
 }
 
 // maxFairCapacity bounds the capacity, so that it fits the gate's count.
@@ -140,8 +151,9 @@ func (g *fairGate) tryTake() bool {
 }
 
 // release gives back a slot a lease of t held: to the waiter whose turn
-// it is, if any, or to the reserve.
-func (g *fairGate) release(t *tenant) {
+// it is, if any, or to the reserve. counted says t's word still counts
+// the lease: false if t has moved to another client since.
+func (g *fairGate) release(t *tenant, counted bool) {
 	for {
 		s := g.state.Load()
 		if s&gateQueued != 0 {
@@ -154,10 +166,15 @@ func (g *fairGate) release(t *tenant) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.state.Add(^uint64(0)) // the slot is free
-	now := g.now()
-	g.r.expire(now)
-	g.keepLocked(t, now)
-	g.dispatchLocked(t)
+	g.r.expire(g.now())
+	gone := t
+	if !counted {
+		gone = nil // and t will not come back here: do not keep it
+	} else {
+		g.keepLocked(t)
+	}
+	g.promoteLocked(g.q.flows[t], gone)
+	g.dispatchLocked(gone)
 	if g.q.n == 0 && g.free() > 0 { // a slot went free with no caller: the placeholders' round ends
 		g.q.reset()
 	}
@@ -185,9 +202,12 @@ func (g *fairGate) enter(t *tenant, weight int32) *fairWaiter {
 	} else {
 		g.r.expire(g.now())
 	}
-	f := g.q.flows[t]
-	first := (f == nil || f.live() == 0) && leasesOf(t.word.Load()) <= 1 // it holds no other lease
-	w := g.q.push(t, weight, first)
+	w := g.q.push(t, weight)
+	if g.r.by[t] != nil {
+		g.q.markFirst(w) // it holds none: it was kept, and no caller of it came since
+	} else {
+		g.promoteLocked(w.flow, nil)
+	}
 	g.dispatchLocked(nil) // a slot kept for t is still kept: no one else takes it first
 	if g.r.drop(t) {      // it is back
 		g.dispatchLocked(nil)
@@ -207,17 +227,31 @@ func (g *fairGate) leave(w *fairWaiter) bool {
 	if w.granted {
 		return false
 	}
+	t := w.flow.t
 	g.q.remove(w)
-	g.dispatchLocked(w.flow.t) // w may have stood before a caller a kept slot can go to
+	g.promoteLocked(g.q.flows[t], t) // w may have been t's first
+	g.dispatchLocked(t)              // w may have stood before a caller a kept slot can go to
 	g.settleLocked()
 	return true
 }
 
+// poke forgets the tenants kept too long, and grants what that frees: the
+// housekeeper calls it when watch asked.
+func (g *fairGate) poke() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.watched = false
+	g.r.expire(g.now())
+	g.dispatchLocked(nil)
+	g.settleLocked()
+}
+
 // dispatchLocked grants free slots to waiters: to the flow whose turn it
 // is, if that leaves a slot for each tenant kept for or its tenant holds
-// no lease; otherwise to the first waiter whose tenant held none when it
-// came; otherwise it keeps them. gone is a tenant whose word still counts
-// a lease that has just ended, or nil.
+// no lease; otherwise to the first caller whose tenant holds none;
+// otherwise it keeps them, and has the housekeeper poke the gate when
+// time may have freed them. gone is a tenant whose word still counts a
+// lease that has just ended, or nil.
 func (g *fairGate) dispatchLocked(gone *tenant) {
 	for {
 		free := g.free()
@@ -235,6 +269,10 @@ func (g *fairGate) dispatchLocked(gone *tenant) {
 		case g.q.firsts.head != nil: // out of its place: as a grant of its tenant's turn
 			w = g.q.serve(g.q.firsts.head.flow)
 		default:
+			if !g.watched && g.watch != nil {
+				g.watched = true
+				g.watch(g)
+			}
 			return
 		}
 		g.state.Add(1)
@@ -243,11 +281,22 @@ func (g *fairGate) dispatchLocked(gone *tenant) {
 	}
 }
 
-// keepLocked remembers t, whose lease just ended at now, in the reserve if
-// it now holds no lease here and has no caller waiting, and its share of
-// the capacity is a slot or more. It takes the place of t's placeholder.
-func (g *fairGate) keepLocked(t *tenant, now int64) {
-	if g.reserve == 0 || leasesOf(t.word.Load()) > 1 { // the word still counts this lease
+// promoteLocked makes f's first caller one that may take a kept slot, if
+// f's tenant now holds no lease: its callers came while it held some, and
+// the last of those leases ended, or the caller that led the flow left.
+// gone is as for dispatchLocked.
+func (g *fairGate) promoteLocked(f *fairFlow, gone *tenant) {
+	if f != nil && f.live() > 0 && !f.waiters[f.head].first && !holdsLease(f, gone) {
+		g.q.markFirst(f.waiters[f.head])
+	}
+}
+
+// keepLocked remembers t, whose lease just ended, in the reserve if
+// callers wait, t now holds no lease here and has no caller waiting, and
+// its share of the capacity is a slot or more. It takes the place of t's
+// placeholder.
+func (g *fairGate) keepLocked(t *tenant) {
+	if g.reserve == 0 || g.q.n == 0 || leasesOf(t.word.Load()) > 1 { // the word still counts this lease
 		return
 	}
 	f := g.q.flows[t]
@@ -265,7 +314,7 @@ func (g *fairGate) keepLocked(t *tenant, now int64) {
 	if f != nil {
 		g.q.drop(f)
 	}
-	g.r.keep(t, weight, now+g.idle)
+	g.r.keep(t, weight, g.now()+g.idle)
 }
 
 // holdsLease reports whether f's tenant holds a lease at the gate: its
@@ -289,19 +338,26 @@ func (g *fairGate) keptLocked() int64 { return int64(min(g.reserve, int32(len(g.
 // free returns the slots not in use.
 func (g *fairGate) free() int64 { return int64(g.capacity) - int64(uint32(g.state.Load())) }
 
-// settleLocked clears gateQueued once the queue and the reserve are empty:
-// the hot path may grant again.
+// settleLocked forgets the kept tenants if no caller waits, and clears
+// gateQueued once the queue and the reserve are empty: the hot path may
+// grant again.
 func (g *fairGate) settleLocked() {
+	if g.q.n == 0 {
+		g.r.reset()
+	}
 	if len(g.q.flows) == 0 && len(g.r.by) == 0 && g.state.Load()&gateQueued != 0 {
 		g.state.Add(^uint64(gateQueued - 1))
 	}
 }
 
 // snapshot returns the slots in use, the slots kept free, and the callers
-// waiting.
+// waiting, after forgetting the tenants kept too long.
 func (g *fairGate) snapshot() (inUse, kept, waiting int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.r.expire(g.now())
+	g.dispatchLocked(nil)
+	g.settleLocked()
 	return int(uint32(g.state.Load())), int(min(g.keptLocked(), g.free())), g.q.n
 }
 
@@ -321,7 +377,7 @@ func (a *acquisition) admit(g *fairGate) error {
 		if !a.m.closed.Load() {
 			return nil
 		}
-		g.release(a.t)
+		g.release(a.t, a.counted())
 		return ErrClosed
 	case <-a.b.left:
 		err = errMoved
@@ -334,10 +390,34 @@ func (a *acquisition) admit(g *fairGate) error {
 		if err == errMoved {
 			return nil // the turn came as the tenant left: run sees the generation
 		}
-		g.release(a.t) // the turn came as the wait ended: pass it on
+		g.release(a.t, a.counted()) // the turn came as the wait ended: pass it on
 	}
 	return err
 }
+
+// watchGate has the housekeeper poke g at its next tick: g's callers wait
+// on slots it keeps for tenants, and only time may free those. g.mu is
+// held. The housekeeper runs: the waiting callers' tenants keep it up.
+func (m *Manager) watchGate(g *fairGate) {
+	m.gatesMu.Lock()
+	m.gatesToPoke = append(m.gatesToPoke, g)
+	m.gatesMu.Unlock()
+}
+
+// pokeGates pokes the gates watchGate was given since the last tick.
+func (m *Manager) pokeGates() {
+	m.gatesMu.Lock()
+	gates := m.gatesToPoke
+	m.gatesToPoke = nil
+	m.gatesMu.Unlock()
+	for _, g := range gates {
+		g.poke()
+	}
+}
+
+// counted reports whether the word of the acquisition's tenant counts its
+// lease: the tenant has not moved from the lease's binding.
+func (a *acquisition) counted() bool { return genOf(a.t.word.Load()) == a.b.gen }
 
 // errMoved ends a wait for a turn at a client the tenant left.
 var errMoved = errors.New("mongotenant: tenant left the client")

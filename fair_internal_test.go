@@ -140,7 +140,7 @@ func (s *fairSim) granted(w *simWorker) {
 	}
 	s.at(w.tenant.hold, func() {
 		s.inUse--
-		s.g.release(w.tenant.t)
+		s.g.release(w.tenant.t, true)
 		w.tenant.t.word.Add(^uint64(0))
 		s.collect()
 		s.at(w.tenant.think, func() { s.ask(w) })
@@ -348,9 +348,9 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 				require.Nil(t, g.enter(a, 1)) // holds the only turn
 				// Two grants to d move the queue on first.
 				d1, d2 := g.enter(d, 1), g.enter(d, 1)
-				g.release(a)
+				g.release(a, true)
 				require.True(t, d1.granted)
-				g.release(a)
+				g.release(a, true)
 				require.True(t, d2.granted)
 				require.NotZero(t, g.q.clock)
 
@@ -387,7 +387,7 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 					require.False(t, extra.granted)
 					require.True(t, g.leave(extra))
 				}
-				g.release(a) // d2's turn
+				g.release(a, true) // d2's turn
 				snapshot = fairState(g)
 				for {
 					granted := -1
@@ -399,7 +399,7 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 					if granted >= 0 {
 						order = append(order, ws[granted].flow.t.id+fmt.Sprint(granted))
 						ws[granted] = nil
-						g.release(a)
+						g.release(a, true)
 						continue
 					}
 					break
@@ -485,14 +485,14 @@ func TestFairCancelledWaiterKeepsNoPlaceholder(t *testing.T) {
 		if withW {
 			W = g.enter(w, 1)
 		}
-		g.release(a)
+		g.release(a, true)
 		require.True(t, b1.granted)
 		c1 := g.enter(c, 1)
 		b2 := g.enter(b, 1)
 		if withW {
 			require.True(t, g.leave(W))
 		}
-		g.release(a)
+		g.release(a, true)
 		switch {
 		case c1.granted:
 			return "c"
@@ -517,7 +517,7 @@ func TestFairNewWeightApplies(t *testing.T) {
 	}
 	grants := map[*tenant]int{}
 	for range 400 {
-		g.release(a)
+		g.release(a, true)
 		for w, tt := range ws {
 			if w.granted {
 				delete(ws, w)
@@ -539,9 +539,9 @@ func TestFairNewWeightApplies(t *testing.T) {
 	require.Nil(t, g.enter(a, 1))
 	b0, b1 := g.enter(b, 2), g.enter(b, 1)
 	x1 := g.enter(x, 1)
-	g.release(a)
+	g.release(a, true)
 	require.True(t, b0.granted)
-	g.release(a)
+	g.release(a, true)
 	require.True(t, x1.granted, "x waited behind a second lease of b")
 	require.False(t, b1.granted)
 }
@@ -563,6 +563,7 @@ func TestFairQueueInvariants(t *testing.T) {
 		capacity := 1 + r.IntN(8)
 		now := int64(0)
 		g := newFairGate(capacity, r.IntN(capacity), 1+r.Int64N(50), func() int64 { return now })
+		g.watch = func(*fairGate) {} // the housekeeper: the op below pokes
 		ts := make([]*tenant, 1+r.IntN(6))
 		weights := map[*tenant]int32{}
 		for i := range ts {
@@ -596,7 +597,7 @@ func TestFairQueueInvariants(t *testing.T) {
 		release := func(i int) {
 			h := holders[i]
 			holders = slices.Delete(holders, i, i+1)
-			g.release(h)
+			g.release(h, true)
 			h.word.Add(^uint64(0))
 		}
 		for step := range 2000 {
@@ -624,6 +625,8 @@ func TestFairQueueInvariants(t *testing.T) {
 				}
 			case op < 8 && len(holders) > 0:
 				release(r.IntN(len(holders)))
+			case op == 8 && g.watched:
+				g.poke()
 			case len(waiting) > 0:
 				i := r.IntN(len(waiting))
 				if w := waiting[i]; g.leave(w) {
@@ -728,11 +731,97 @@ func fairQueueProblem(g *fairGate) string {
 		return "queued bit"
 	case uint32(state) > g.capacity:
 		return fmt.Sprintf("%d slots in use, capacity %d", uint32(state), g.capacity)
-	case q.n > 0 && g.free() > 0:
-		top := q.top()
-		if g.free() > g.keptLocked() || leasesOf(top.t.word.Load()) <= int32(top.live()) || firsts > 0 {
-			return fmt.Sprintf("%d slots free (%d kept) while a caller may take one (top %s holds %d with %d queued, %d firsts)", g.free(), g.keptLocked(), top.t.id, leasesOf(top.t.word.Load()), top.live(), firsts)
-		}
+	case q.n > 0 && g.free() > 0 && (g.free() > g.keptLocked() || waitsHoldingNone(g) || firsts > 0):
+		return fmt.Sprintf("%d slots free (%d kept) while a caller may take one", g.free(), g.keptLocked())
+	case q.n > 0 && g.free() > 0 && !g.watched:
+		return "callers wait on kept slots, and nothing will poke the gate"
+	case q.n == 0 && kept > 0:
+		return "slots kept while no caller waits"
 	}
 	return ""
+}
+
+// reserveGate returns a gate of capacity 4 keeping 1 slot, on a clock
+// that stands still, with H holding 3 slots and L 1 (their words count
+// them), and H's next caller waiting.
+func reserveGate(t *testing.T) (g *fairGate, h, l *tenant, hw *fairWaiter) {
+	g = newFairGate(4, 1, 100, func() int64 { return 0 })
+	h, l = &tenant{id: "h"}, &tenant{id: "l"}
+	for range 3 {
+		h.word.Add(1)
+		require.Nil(t, g.enter(h, 1))
+	}
+	l.word.Add(1)
+	require.Nil(t, g.enter(l, 1))
+	h.word.Add(1)
+	hw = g.enter(h, 1)
+	require.NotNil(t, hw)
+	return g, h, l, hw
+}
+
+// release ends a lease of t at g, as Manager.release does.
+func gateRelease(g *fairGate, t *tenant) {
+	g.release(t, true)
+	t.word.Add(^uint64(0))
+}
+
+// TestFairReserveOnlyWhileCallersWait: once no caller waits, the reserve
+// forgets the tenants it kept, and the hot path grants again.
+func TestFairReserveOnlyWhileCallersWait(t *testing.T) {
+	g, h, l, hw := reserveGate(t)
+	gateRelease(g, l)
+	require.Len(t, g.r.by, 1, "l was not kept")
+	require.False(t, hw.granted)
+	gateRelease(g, h) // two free, one kept: h's caller
+	require.True(t, hw.granted)
+	require.Empty(t, g.r.by)
+	require.Zero(t, g.state.Load()&gateQueued)
+	require.True(t, g.tryTake())
+}
+
+// TestFairReserveKeptTenantBackWithTwoCallers: a kept tenant whose two
+// callers both counted their leases before either reached the gate still
+// takes its kept slot with the first.
+func TestFairReserveKeptTenantBackWithTwoCallers(t *testing.T) {
+	g, _, l, hw := reserveGate(t)
+	gateRelease(g, l)
+	l.word.Add(2)
+	require.Nil(t, g.enter(l, 1), "the kept slot went elsewhere")
+	require.False(t, hw.granted)
+	require.NotNil(t, g.enter(l, 1))
+}
+
+// TestFairReserveMovedTenantNotKept: a lease that ends on a client its
+// tenant has left does not keep a slot there for it.
+func TestFairReserveMovedTenantNotKept(t *testing.T) {
+	g, _, l, hw := reserveGate(t)
+	l.word.Store(1 << genShift) // moved: its word counts its new binding, where it holds nothing
+	g.release(l, false)
+	require.Empty(t, g.r.by)
+	require.True(t, hw.granted, "the slot was kept for a tenant that left")
+}
+
+// TestFairReservePromotesATenantThatHoldsNone: a tenant whose caller
+// came while it held a lease, and whose last lease then ends, may take a
+// kept slot: it holds none now.
+func TestFairReservePromotesATenantThatHoldsNone(t *testing.T) {
+	g := newFairGate(4, 2, 100, func() int64 { return 0 })
+	h, l1, l2, x := &tenant{id: "h"}, &tenant{id: "l1"}, &tenant{id: "l2"}, &tenant{id: "x"}
+	enter := func(tt *tenant) *fairWaiter {
+		tt.word.Add(1)
+		return g.enter(tt, 1)
+	}
+	for _, tt := range []*tenant{h, h, l1, l2} {
+		require.Nil(t, enter(tt))
+	}
+	hw := enter(h)
+	require.NotNil(t, hw)
+	gateRelease(g, l1)       // kept: one slot free, for l1
+	require.Nil(t, enter(x)) // x holds none: it may take it
+	gateRelease(g, l2)       // kept: one slot free, two kept
+	xw := enter(x)           // x holds one: it waits
+	require.NotNil(t, xw)
+	gateRelease(g, x) // x holds none: its caller may take a kept slot
+	require.True(t, xw.granted, "x, holding no lease, waits while slots are kept")
+	require.False(t, hw.granted)
 }

@@ -489,3 +489,33 @@ func TestFairReserveOptionIsChecked(t *testing.T) {
 		require.ErrorIs(t, err, mongotenant.ErrInvalidOption)
 	}
 }
+
+// TestFairReserveForgetsOnTime: a slot kept for a tenant that does not
+// come back goes to the waiting caller once the reserve's idle time has
+// passed, though nothing else happens at the gate.
+func TestFairReserveForgetsOnTime(t *testing.T) {
+	m, clock := newFakeManager(t, mongotenant.WithStrategy(mongotenant.Shared()),
+		mongotenant.WithFairSharing(4), mongotenant.WithFairReserve(1, 50*time.Millisecond))
+	noisy := []*mongotenant.Lease{acquire(t, m, "noisy"), acquire(t, m, "noisy"), acquire(t, m, "noisy")}
+	light := acquire(t, m, "light")
+	got := acquireLater(m, "noisy")
+	fairWaiting(t, m, "shared", 1)
+	light.Release()
+	assert.Equal(t, 1, fairGroup(t, m, "shared").FairKept)
+
+	require.True(t, tick(t, clock, 40*time.Millisecond))
+	assert.Equal(t, 1, fairGroup(t, m, "shared").FairWaiting, "the slot was not kept for its idle time")
+	require.True(t, tick(t, clock, 20*time.Millisecond))
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slot is still kept after the reserve's idle time")
+	}
+	g := fairGroup(t, m, "shared")
+	assert.Zero(t, g.FairKept)
+	assert.Zero(t, g.FairWaiting)
+	for _, l := range noisy {
+		l.Release()
+	}
+}

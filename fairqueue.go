@@ -31,9 +31,9 @@ const maxWeight = 1 << 16
 // became active stands where its first caller arrived, so a caller that
 // gives up leaves no trace: the queue is as if it had never come.
 //
-// Callers whose tenant held no lease when they came are also listed in
-// firsts, in arrival order: the gate may give them a slot it keeps
-// (fairGate.dispatchLocked), out of their turn.
+// The first caller of each tenant that holds no lease is also listed in
+// firsts, in the order they were found so: the gate may give them a slot
+// it keeps (fairGate.dispatchLocked), out of their turn.
 //
 // A fairQueue is not safe for concurrent use: fairGate.mu guards it.
 type fairQueue struct {
@@ -64,22 +64,18 @@ type fairWaiter struct {
 	arrived uint64 // the queue's clock when it arrived
 	weight  int32  // its tenant's weight when it arrived
 	granted bool   // it has its slot; guarded by fairGate.mu
-	first   bool   // its tenant held no lease when it came: it is in firsts
+	first   bool   // it leads its flow, and its tenant held no lease when it was marked: it is in firsts
 
 	prev, next *fairWaiter // in firsts
 
 	ready chan struct{}
 }
 
-// push queues a caller of t, whose weight is weight (0 counts as 1);
-// first says t holds no lease.
-func (q *fairQueue) push(t *tenant, weight int32, first bool) *fairWaiter {
+// push queues a caller of t, whose weight is weight (0 counts as 1).
+func (q *fairQueue) push(t *tenant, weight int32) *fairWaiter {
 	q.clock++
 	q.n++
-	w := &fairWaiter{arrived: q.clock, weight: max(weight, 1), first: first, ready: make(chan struct{}, 1)}
-	if first {
-		q.firsts.pushBack(w)
-	}
+	w := &fairWaiter{arrived: q.clock, weight: max(weight, 1), ready: make(chan struct{}, 1)}
 	if f := q.flows[t]; f != nil { // a flow has callers, or keeps its place: its position stays
 		w.flow = f
 		f.waiters = append(f.waiters, w)
@@ -94,6 +90,13 @@ func (q *fairQueue) push(t *tenant, weight int32, first bool) *fairWaiter {
 	q.weight += int64(f.weight)
 	heap.Push(&q.order, f)
 	return w
+}
+
+// markFirst lists w, the first caller of its flow, in firsts: its tenant
+// holds no lease.
+func (q *fairQueue) markFirst(w *fairWaiter) {
+	w.first = true
+	q.firsts.pushBack(w)
 }
 
 // top returns the flow whose turn it is, or nil if no caller waits.

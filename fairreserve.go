@@ -56,6 +56,15 @@ func (r *fairReserve) drop(t *tenant) bool {
 	return k != nil
 }
 
+// reset forgets every tenant.
+func (r *fairReserve) reset() {
+	if len(r.by) == 0 {
+		return
+	}
+	clear(r.by)
+	r.head, r.tail, r.weight = nil, nil, 0
+}
+
 // weightOf returns the weight kept for t, or 0.
 func (r *fairReserve) weightOf(t *tenant) int32 {
 	if k := r.by[t]; k != nil {

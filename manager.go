@@ -73,6 +73,11 @@ type Manager struct {
 	pingMu  sync.Mutex
 	pinging *pingFlight // the ping of PingDeployment's own client, while one runs
 
+	// gatesMu guards gatesToPoke. It is taken under a fair gate's mu, and
+	// never held while taking one.
+	gatesMu     sync.Mutex
+	gatesToPoke []*fairGate // fair gates whose callers wait on slots kept for tenants: see fairGate.poke
+
 	housekeeping atomic.Bool    // the housekeeper runs; set under mu when it starts
 	housekeeper  sync.WaitGroup // the housekeeper
 	background   sync.WaitGroup // route refreshes
