@@ -88,15 +88,13 @@ func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error 
 					// on the slow path, with the lease held.
 					t, b, cl, err := m.acquireSlow(ctx, tenantID, t, b)
 					l.t, l.b, l.cell = t, b, cl
-					l.startAdaptive(err)
+					l.startAdaptive(m, err)
 					return err
 				}
 				cl := m.counters.cell()
 				cl.hits.Add(1)
 				l.t, l.b, l.cell = t, b, cl
-				if t.adapt != nil {
-					l.start = m.clock.now()
-				}
+				l.startAdaptive(m, nil)
 				return nil
 			}
 		}
@@ -104,7 +102,7 @@ func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error 
 	// The slow path does not see l: it would make every lease escape.
 	t, b, cl, err := m.acquireSlow(ctx, tenantID, t, nil)
 	l.t, l.b, l.cell = t, b, cl
-	l.startAdaptive(err)
+	l.startAdaptive(m, err)
 	return err
 }
 

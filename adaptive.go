@@ -21,7 +21,11 @@ import (
 //
 // The latency is the lease's, from Acquire's return to Release: use it
 // with leases that span one database step ([Manager.Do] around each), not
-// a whole request, or the limit follows the handler's speed.
+// a whole request ([Manager.Database] and tenanthttp.Middleware hold
+// theirs until the request ends), or the limit follows the handler's
+// speed. A new route with a higher bulkhead or pool size (a tier upgrade)
+// raises the ceiling, not the limit: the limit grows to it with fast
+// leases; a lower one lowers the limit at once.
 //
 // Under overload, when the server slows every tenant down, every tenant's
 // leases exceed target and every limit falls towards 1: each tenant keeps
@@ -35,7 +39,7 @@ import (
 // normal operations have.
 //
 // It costs a clock read at each Acquire and Release (about 30 ns each on
-// the machine in the README) and 32 bytes per tenant. Default off: 0.
+// the machine in the README) and 24 bytes per tenant. Default off: 0.
 func WithAdaptiveLimit(target time.Duration) Option {
 	return func(c *config) { c.adaptiveTarget = target }
 }
@@ -99,8 +103,14 @@ func (m *Manager) adapt(t *tenant, start int64) {
 	a := t.adapt
 	now := m.clock.now()
 	slow := now-start > int64(m.cfg.adaptiveTarget)
-	if slow && start < a.cutAt.Load() {
-		return // granted before the last cut, which answered its round
+	for slow { // claim the round's cut, or find it claimed
+		cut := a.cutAt.Load()
+		if start < cut {
+			return // granted before the last cut, which answered its round
+		}
+		if a.cutAt.CompareAndSwap(cut, now) {
+			break
+		}
 	}
 	for {
 		old := a.limit.Load()
@@ -115,9 +125,6 @@ func (m *Manager) adapt(t *tenant, start int64) {
 		next = min(max(next, 1), float64(a.ceiling.Load()))
 		if !a.limit.CompareAndSwap(old, math.Float64bits(next)) {
 			continue
-		}
-		if slow {
-			a.cutAt.Store(now)
 		}
 		if int32(next) != int32(lim) {
 			t.mu.Lock()

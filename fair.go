@@ -54,8 +54,9 @@ func WithFairSharing(capacity int) Option {
 // Acquire takes a kept slot at once, before the callers of tenants that
 // hold leases; so may a tenant that holds none. A freed slot goes to a
 // tenant that holds leases only if it leaves a slot free for each tenant
-// kept for, up to slots. A tenant is kept until it comes back, or for
-// idle (to within 10 ms), or until no caller waits.
+// kept for, up to slots. A tenant is kept until it comes back, for idle
+// (to within 10 ms), until no caller waits, or until it leaves the client
+// (a new route, Evict, Forget, a suspension).
 //
 // This is what keeps a light tenant's latency near its quiet figure next
 // to a heavy one: without it, the light tenant's read, coming a moment
@@ -233,6 +234,17 @@ func (g *fairGate) leave(w *fairWaiter) bool {
 	g.dispatchLocked(t)              // w may have stood before a caller a kept slot can go to
 	g.settleLocked()
 	return true
+}
+
+// forget drops t from the reserve, and grants what that frees: t left
+// the client.
+func (g *fairGate) forget(t *tenant) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.r.drop(t) {
+		g.dispatchLocked(nil)
+		g.settleLocked()
+	}
 }
 
 // poke forgets the tenants kept too long, and grants what that frees: the

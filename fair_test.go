@@ -519,3 +519,29 @@ func TestFairReserveForgetsOnTime(t *testing.T) {
 		l.Release()
 	}
 }
+
+// TestFairReserveForgetsATenantThatLeaves: a slot kept for a tenant is
+// given up when the tenant leaves the client (here by Evict), not held
+// for a tenant that will not come back to it.
+func TestFairReserveForgetsATenantThatLeaves(t *testing.T) {
+	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()),
+		mongotenant.WithFairSharing(4), mongotenant.WithFairReserve(1, time.Hour))
+	noisy := []*mongotenant.Lease{acquire(t, m, "noisy"), acquire(t, m, "noisy"), acquire(t, m, "noisy")}
+	light := acquire(t, m, "light")
+	got := acquireLater(m, "noisy")
+	fairWaiting(t, m, "shared", 1)
+	light.Release()
+	require.Equal(t, 1, fairGroup(t, m, "shared").FairKept)
+
+	require.NoError(t, m.Evict(context.Background(), "light"))
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slot is still kept for a tenant that left the client")
+	}
+	assert.Zero(t, fairGroup(t, m, "shared").FairKept)
+	for _, l := range noisy {
+		l.Release()
+	}
+}

@@ -2,6 +2,7 @@ package mongotenant
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -15,12 +16,19 @@ import (
 //
 // A Lease is safe for concurrent use; Release may be called more than once.
 type Lease struct {
-	t        *tenant
-	b        *binding   // the tenant's binding when the lease was granted
-	cell     *leaseCell // the cell that counted the grant: Release counts there too
-	start    int64      // clock when granted, with WithAdaptiveLimit
-	released atomic.Bool
+	t    *tenant
+	b    *binding   // the tenant's binding when the lease was granted
+	cell *leaseCell // the cell that counted the grant: Release counts there too
+
+	// stamp is the clock when the lease was granted, with
+	// WithAdaptiveLimit (0 without), until Release swaps in leaseReleased:
+	// one word for both keeps a Lease at 32 bytes.
+	stamp atomic.Int64
 }
+
+// leaseReleased is a released Lease's stamp: clock times are never
+// negative.
+const leaseReleased = math.MinInt64
 
 // Database returns the tenant's database. Calls on one lease return
 // equivalent handles, usually the same one.
@@ -36,21 +44,25 @@ func (l *Lease) TenantID() string { return l.t.id }
 
 // Release ends the lease. Only the first call has an effect.
 func (l *Lease) Release() {
-	if l.b == nil || l.released.Swap(true) {
+	if l.b == nil {
+		return
+	}
+	start := l.stamp.Swap(leaseReleased)
+	if start == leaseReleased {
 		return
 	}
 	m := l.b.c.m
 	m.release(l.t, l.b, l.cell)
-	if l.t.adapt != nil {
-		m.adapt(l.t, l.start)
+	if m.adaptive {
+		m.adapt(l.t, start)
 	}
 }
 
 // startAdaptive stamps the lease's grant for the tenant's adaptive limit,
-// if it has one and the lease was granted.
-func (l *Lease) startAdaptive(err error) {
-	if err == nil && l.t.adapt != nil {
-		l.start = l.b.c.m.clock.now()
+// if there are adaptive limits and the lease was granted.
+func (l *Lease) startAdaptive(m *Manager, err error) {
+	if m.adaptive && err == nil {
+		l.stamp.Store(m.clock.now())
 	}
 }
 

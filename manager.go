@@ -31,6 +31,7 @@ type Manager struct {
 	counters      *leaseCounters
 	refreshRoutes bool        // routes can change, so Release refreshes them after the route TTL
 	closed        atomic.Bool // set once, under mu, by Close
+	adaptive      bool        // WithAdaptiveLimit: leases are stamped, and Release feeds the tenant's limit
 
 	def      *cluster // the deployment at the URI given to New
 	poolSize uint64   // default pool size, from the options or the URI
@@ -135,6 +136,7 @@ func New(uri string, opts ...Option) (*Manager, error) {
 		tenants:       newTenantMap(),
 		counters:      newLeaseCounters(),
 		refreshRoutes: cfg.routeTTL > 0 && len(cfg.routers) > 0,
+		adaptive:      cfg.adaptiveTarget > 0,
 		def:           def,
 		hooks:         newHookSet(cfg.hooks),
 		poolSize:      *def.opts.MaxPoolSize,

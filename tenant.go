@@ -44,8 +44,8 @@ type tenant struct {
 
 	// mu guards phase, work, initDone, refs, routeVer, route, flight and
 	// queue; the draining count of the tenant's bindings; and every change
-	// to cur, maxLeases, carried, and the word's ready bit, waiters bit and
-	// generation. Leases are added and taken from the word without it.
+	// to cur, maxLeases, carried, adapt's ceiling, and the word's ready
+	// bit, waiters bit and generation. Leases are added and taken from the word without it.
 	mu       sync.Mutex
 	phase    phase
 	work     work   // what the caller leading work on the tenant is doing
@@ -185,6 +185,9 @@ func (t *tenant) detachLocked() (b *binding, live int32) {
 	t.cur.Store(nil)
 	if b.left != nil {
 		close(b.left) // callers waiting for a turn on it go round again
+	}
+	if b.gate != nil {
+		b.gate.forget(t) // a slot kept there for it would wait for a tenant that went
 	}
 	b.draining = live
 	t.carried.Add(live)

@@ -73,12 +73,34 @@ type startKey struct{}
 
 // TestFairSharingThroughDelayProxy: the noisy tenant's reads take 30 ms of
 // "server time" (the proxy holds their replies) and its 12 goroutines keep
-// a shared client of capacity 4 full, with callers queued. A light tenant's
-// reads still wait behind at most one noisy grant each (the bound is one;
-// the hooks that count grants run a little apart from them, so the test
-// allows two more), where first come, first served would put each behind
-// the whole queue.
+// a shared client of capacity 4 full, with callers queued. Without a
+// reserve, a light tenant's reads wait, but behind at most one noisy
+// grant each (the bound is one; the hooks that count grants run a little
+// apart from them, so the test allows two more), where first come, first
+// served would put each behind the whole queue. With the default reserve
+// (one slot of 4), the slot the light tenant's read frees is kept for its
+// next: after the first, its reads do not wait at all.
 func TestFairSharingThroughDelayProxy(t *testing.T) {
+	t.Run("no reserve", func(t *testing.T) {
+		behind := fairLightBehindFlood(t, mongotenant.WithFairReserve(0, 0))
+		require.GreaterOrEqual(t, len(behind), 10, "the light tenant seldom waited: the flood did not fill the client")
+		for i, n := range behind {
+			assert.LessOrEqual(t, n, int64(3), "light read %d waited behind %d noisy grants (all: %v)", i, n, behind)
+		}
+	})
+	t.Run("default reserve", func(t *testing.T) {
+		behind := fairLightBehindFlood(t)
+		assert.LessOrEqual(t, len(behind), 2, "light reads waited for a turn: %v", behind)
+		for i, n := range behind {
+			assert.LessOrEqual(t, n, int64(3), "light read %d waited behind %d noisy grants (all: %v)", i, n, behind)
+		}
+	})
+}
+
+// fairLightBehindFlood runs 20 light reads while the noisy tenant floods
+// the shared client through the delay proxy, and returns, for each light
+// read that waited for a turn, the noisy grants made while it waited.
+func fairLightBehindFlood(t *testing.T, opts ...mongotenant.Option) []int64 {
 	p, err := mongotest.NewProxy(mongotest.URI(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
@@ -106,8 +128,8 @@ func TestFairSharingThroughDelayProxy(t *testing.T) {
 			}
 		},
 	}
-	m := newManager(t, p.URI(), mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithPoolSize(4),
-		mongotenant.WithFairSharing(0), mongotenant.WithHooks(hooks))
+	m := newManager(t, p.URI(), append([]mongotenant.Option{mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithPoolSize(4),
+		mongotenant.WithFairSharing(0), mongotenant.WithHooks(hooks)}, opts...)...)
 	ctx := context.Background()
 	require.NoError(t, m.Do(ctx, "light", fairRead))
 	start := time.Now()
@@ -125,17 +147,15 @@ func TestFairSharingThroughDelayProxy(t *testing.T) {
 	f.Stop()
 	require.Zero(t, f.errs.Load())
 
-	mu.Lock()
-	defer mu.Unlock()
-	require.GreaterOrEqual(t, len(behind), 10, "the light tenant seldom waited: the flood did not fill the client")
-	for i, n := range behind {
-		assert.LessOrEqual(t, n, int64(3), "light read %d waited behind %d noisy grants (all: %v)", i, n, behind)
-	}
 	g := fairGroupStats(m)
 	assert.Zero(t, g.FairInUse)
 	assert.Zero(t, g.FairWaiting)
+	assert.Zero(t, g.FairKept, "slots kept with no caller waiting")
 	assert.Zero(t, m.Stats().Leases)
 	assert.LessOrEqual(t, p.Open(), int64(5), "one client: its pool of 4 and a monitoring socket")
+	mu.Lock()
+	defer mu.Unlock()
+	return behind
 }
 
 // TestFairSharingLoneTenantFillsThePool: alone, a tenant gets every turn
