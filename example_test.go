@@ -163,3 +163,28 @@ func ExampleWithFairSharing() {
 	// save on user_acme_db
 	// shared: capacity 20, in use 0, waiting 0
 }
+
+// ExampleWithAdaptiveLimit bounds each tenant's concurrent leases by a
+// limit that follows its latency: it starts at the pool size, and leases
+// held longer than 50 ms bring it down.
+func ExampleWithAdaptiveLimit() {
+	m, err := mongotenant.New("mongodb://127.0.0.1:27017/",
+		mongotenant.WithStrategy(mongotenant.Shared()),
+		mongotenant.WithPoolSize(8),
+		mongotenant.WithAdaptiveLimit(50*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close(context.Background())
+
+	// One database step per lease: the lease's latency is the step's.
+	err = m.Do(context.Background(), "acme", func(ctx context.Context, db *mongo.Database) error {
+		return nil // db.Collection("orders").FindOne(ctx, ...)
+	})
+	if errors.Is(err, mongotenant.ErrTenantBusy) {
+		return // at its limit until ctx ended: 429
+	}
+	s, _ := m.TenantStats("acme")
+	fmt.Println("limit", s.Limit)
+	// Output: limit 8
+}
