@@ -106,7 +106,7 @@ func TestAdmin(t *testing.T) {
 	tenant := decode(t, rec)
 	assert.Equal(t, []string{
 		"check_out_failures", "check_out_wait_max_ms", "check_out_wait_ms", "check_outs",
-		"created", "database", "group", "in_use_connections", "last_used", "leases", "max_leases",
+		"created", "database", "group", "in_use_connections", "last_used", "leases", "limit", "max_leases",
 		"open_connections", "pool_clears", "pool_size", "sharing", "tenant", "tier",
 	}, keys(tenant), "the documented keys")
 	assert.Equal(t, "acme", tenant["tenant"])
