@@ -490,28 +490,46 @@ func TestFairReserveOptionIsChecked(t *testing.T) {
 	}
 }
 
+// granted waits for an acquireLater to succeed, failing the test with
+// stuck if it has not within 10 s: a slot kept wrongly would hold it for
+// good.
+func granted(t *testing.T, got <-chan error, stuck string) {
+	t.Helper()
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal(stuck)
+	}
+}
+
+// keepLightsSlot fills m's shared client of capacity 4 (noisy holds 3
+// leases, light 1), has a fourth Acquire of noisy wait, and releases
+// light's lease: its slot is kept. It returns noisy's leases and the
+// waiting Acquire's result.
+func keepLightsSlot(t *testing.T, m *mongotenant.Manager) ([]*mongotenant.Lease, <-chan error) {
+	t.Helper()
+	noisy := []*mongotenant.Lease{acquire(t, m, "noisy"), acquire(t, m, "noisy"), acquire(t, m, "noisy")}
+	light := acquire(t, m, "light")
+	got := acquireLater(m, "noisy")
+	fairWaiting(t, m, "shared", 1)
+	light.Release()
+	require.Equal(t, 1, fairGroup(t, m, "shared").FairKept)
+	return noisy, got
+}
+
 // TestFairReserveForgetsOnTime: a slot kept for a tenant that does not
 // come back goes to the waiting caller once the reserve's idle time has
 // passed, though nothing else happens at the gate.
 func TestFairReserveForgetsOnTime(t *testing.T) {
 	m, clock := newFakeManager(t, mongotenant.WithStrategy(mongotenant.Shared()),
 		mongotenant.WithFairSharing(4), mongotenant.WithFairReserve(1, 50*time.Millisecond))
-	noisy := []*mongotenant.Lease{acquire(t, m, "noisy"), acquire(t, m, "noisy"), acquire(t, m, "noisy")}
-	light := acquire(t, m, "light")
-	got := acquireLater(m, "noisy")
-	fairWaiting(t, m, "shared", 1)
-	light.Release()
-	assert.Equal(t, 1, fairGroup(t, m, "shared").FairKept)
+	noisy, got := keepLightsSlot(t, m)
 
 	require.True(t, tick(t, clock, 40*time.Millisecond))
 	assert.Equal(t, 1, fairGroup(t, m, "shared").FairWaiting, "the slot was not kept for its idle time")
 	require.True(t, tick(t, clock, 20*time.Millisecond))
-	select {
-	case err := <-got:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the slot is still kept after the reserve's idle time")
-	}
+	granted(t, got, "the slot is still kept after the reserve's idle time")
 	g := fairGroup(t, m, "shared")
 	assert.Zero(t, g.FairKept)
 	assert.Zero(t, g.FairWaiting)
@@ -526,20 +544,10 @@ func TestFairReserveForgetsOnTime(t *testing.T) {
 func TestFairReserveForgetsATenantThatLeaves(t *testing.T) {
 	m := newManager(t, mongotenant.WithStrategy(mongotenant.Shared()),
 		mongotenant.WithFairSharing(4), mongotenant.WithFairReserve(1, time.Hour))
-	noisy := []*mongotenant.Lease{acquire(t, m, "noisy"), acquire(t, m, "noisy"), acquire(t, m, "noisy")}
-	light := acquire(t, m, "light")
-	got := acquireLater(m, "noisy")
-	fairWaiting(t, m, "shared", 1)
-	light.Release()
-	require.Equal(t, 1, fairGroup(t, m, "shared").FairKept)
+	noisy, got := keepLightsSlot(t, m)
 
 	require.NoError(t, m.Evict(context.Background(), "light"))
-	select {
-	case err := <-got:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the slot is still kept for a tenant that left the client")
-	}
+	granted(t, got, "the slot is still kept for a tenant that left the client")
 	assert.Zero(t, fairGroup(t, m, "shared").FairKept)
 	for _, l := range noisy {
 		l.Release()
