@@ -25,7 +25,8 @@ import (
 // theirs until the request ends), or the limit follows the handler's
 // speed. A new route with a higher bulkhead or pool size (a tier upgrade)
 // raises the ceiling, not the limit: the limit grows to it with fast
-// leases; a lower one lowers the limit at once.
+// leases; a lower one lowers the limit at once. A tenant the Manager drops
+// (Evict, Forget, idle reaping) starts again at the top.
 //
 // Under overload, when the server slows every tenant down, every tenant's
 // leases exceed target and every limit falls towards 1: each tenant keeps
@@ -39,7 +40,9 @@ import (
 // normal operations have.
 //
 // It costs a clock read at each Acquire and Release (about 30 ns each on
-// the machine in the README) and 24 bytes per tenant. Default off: 0.
+// the machine in the README) and an atomic update of the limit at each
+// Release: a cached Acquire and Release takes about 120 ns instead of 46.
+// And 24 bytes per tenant. Default off: 0.
 func WithAdaptiveLimit(target time.Duration) Option {
 	return func(c *config) { c.adaptiveTarget = target }
 }

@@ -151,10 +151,10 @@ func (g *fairGate) tryTake() bool {
 	}
 }
 
-// release gives back a slot a lease of t held: to the waiter whose turn
-// it is, if any, or to the reserve. counted says t's word still counts
-// the lease: false if t has moved to another client since.
-func (g *fairGate) release(t *tenant, counted bool) {
+// release gives back a slot a lease of t held on t's binding of
+// generation gen: to the waiter whose turn it is, if any, or to the
+// reserve.
+func (g *fairGate) release(t *tenant, gen uint32) {
 	for {
 		s := g.state.Load()
 		if s&gateQueued != 0 {
@@ -168,9 +168,11 @@ func (g *fairGate) release(t *tenant, counted bool) {
 	defer g.mu.Unlock()
 	g.state.Add(^uint64(0)) // the slot is free
 	g.r.expire(g.now())
-	gone := t
-	if !counted {
-		gone = nil // and t will not come back here: do not keep it
+	// Under g.mu: a detach moves the generation on before its forget takes
+	// g.mu, so either this sees the move or the forget comes after the keep.
+	gone := t // t's word still counts the lease
+	if genOf(t.word.Load()) != gen {
+		gone = nil // t left the binding, and will not come back here: do not keep it
 	} else {
 		g.keepLocked(t)
 	}
@@ -239,6 +241,9 @@ func (g *fairGate) leave(w *fairWaiter) bool {
 // forget drops t from the reserve, and grants what that frees: t left
 // the client.
 func (g *fairGate) forget(t *tenant) {
+	if g.state.Load()&gateQueued == 0 {
+		return // nothing is kept: the common case, as when idle tenants are reaped
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.r.drop(t) {
@@ -389,7 +394,7 @@ func (a *acquisition) admit(g *fairGate) error {
 		if !a.m.closed.Load() {
 			return nil
 		}
-		g.release(a.t, a.counted())
+		g.release(a.t, a.b.gen)
 		return ErrClosed
 	case <-a.b.left:
 		err = errMoved
@@ -402,7 +407,7 @@ func (a *acquisition) admit(g *fairGate) error {
 		if err == errMoved {
 			return nil // the turn came as the tenant left: run sees the generation
 		}
-		g.release(a.t, a.counted()) // the turn came as the wait ended: pass it on
+		g.release(a.t, a.b.gen) // the turn came as the wait ended: pass it on
 	}
 	return err
 }
@@ -426,10 +431,6 @@ func (m *Manager) pokeGates() {
 		g.poke()
 	}
 }
-
-// counted reports whether the word of the acquisition's tenant counts its
-// lease: the tenant has not moved from the lease's binding.
-func (a *acquisition) counted() bool { return genOf(a.t.word.Load()) == a.b.gen }
 
 // errMoved ends a wait for a turn at a client the tenant left.
 var errMoved = errors.New("mongotenant: tenant left the client")

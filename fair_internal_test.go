@@ -140,7 +140,7 @@ func (s *fairSim) granted(w *simWorker) {
 	}
 	s.at(w.tenant.hold, func() {
 		s.inUse--
-		s.g.release(w.tenant.t, true)
+		s.g.release(w.tenant.t, 0)
 		w.tenant.t.word.Add(^uint64(0))
 		s.collect()
 		s.at(w.tenant.think, func() { s.ask(w) })
@@ -348,9 +348,9 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 				require.Nil(t, g.enter(a, 1)) // holds the only turn
 				// Two grants to d move the queue on first.
 				d1, d2 := g.enter(d, 1), g.enter(d, 1)
-				g.release(a, true)
+				g.release(a, 0)
 				require.True(t, d1.granted)
-				g.release(a, true)
+				g.release(a, 0)
 				require.True(t, d2.granted)
 				require.NotZero(t, g.q.clock)
 
@@ -387,7 +387,7 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 					require.False(t, extra.granted)
 					require.True(t, g.leave(extra))
 				}
-				g.release(a, true) // d2's turn
+				g.release(a, 0) // d2's turn
 				snapshot = fairState(g)
 				for {
 					granted := -1
@@ -399,7 +399,7 @@ func TestFairCancelledWaiterLeavesNoTrace(t *testing.T) {
 					if granted >= 0 {
 						order = append(order, ws[granted].flow.t.id+fmt.Sprint(granted))
 						ws[granted] = nil
-						g.release(a, true)
+						g.release(a, 0)
 						continue
 					}
 					break
@@ -485,14 +485,14 @@ func TestFairCancelledWaiterKeepsNoPlaceholder(t *testing.T) {
 		if withW {
 			W = g.enter(w, 1)
 		}
-		g.release(a, true)
+		g.release(a, 0)
 		require.True(t, b1.granted)
 		c1 := g.enter(c, 1)
 		b2 := g.enter(b, 1)
 		if withW {
 			require.True(t, g.leave(W))
 		}
-		g.release(a, true)
+		g.release(a, 0)
 		switch {
 		case c1.granted:
 			return "c"
@@ -517,7 +517,7 @@ func TestFairNewWeightApplies(t *testing.T) {
 	}
 	grants := map[*tenant]int{}
 	for range 400 {
-		g.release(a, true)
+		g.release(a, 0)
 		for w, tt := range ws {
 			if w.granted {
 				delete(ws, w)
@@ -539,9 +539,9 @@ func TestFairNewWeightApplies(t *testing.T) {
 	require.Nil(t, g.enter(a, 1))
 	b0, b1 := g.enter(b, 2), g.enter(b, 1)
 	x1 := g.enter(x, 1)
-	g.release(a, true)
+	g.release(a, 0)
 	require.True(t, b0.granted)
-	g.release(a, true)
+	g.release(a, 0)
 	require.True(t, x1.granted, "x waited behind a second lease of b")
 	require.False(t, b1.granted)
 }
@@ -597,7 +597,7 @@ func TestFairQueueInvariants(t *testing.T) {
 		release := func(i int) {
 			h := holders[i]
 			holders = slices.Delete(holders, i, i+1)
-			g.release(h, true)
+			g.release(h, 0)
 			h.word.Add(^uint64(0))
 		}
 		for step := range 2000 {
@@ -761,7 +761,7 @@ func reserveGate(t *testing.T) (g *fairGate, h, l *tenant, hw *fairWaiter) {
 
 // release ends a lease of t at g, as Manager.release does.
 func gateRelease(g *fairGate, t *tenant) {
-	g.release(t, true)
+	g.release(t, 0)
 	t.word.Add(^uint64(0))
 }
 
@@ -796,7 +796,7 @@ func TestFairReserveKeptTenantBackWithTwoCallers(t *testing.T) {
 func TestFairReserveMovedTenantNotKept(t *testing.T) {
 	g, _, l, hw := reserveGate(t)
 	l.word.Store(1 << genShift) // moved: its word counts its new binding, where it holds nothing
-	g.release(l, false)
+	g.release(l, 0) // on its old binding, of generation 0
 	require.Empty(t, g.r.by)
 	require.True(t, hw.granted, "the slot was kept for a tenant that left")
 }

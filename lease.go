@@ -70,7 +70,7 @@ func (l *Lease) startAdaptive(m *Manager, err error) {
 // gate to the next in line.
 func (m *Manager) release(t *tenant, b *binding, cl *leaseCell) {
 	if b.gate != nil {
-		b.gate.release(t, genOf(t.word.Load()) == b.gen) // first: the lease still pins b's client
+		b.gate.release(t, b.gen) // first: the lease still pins b's client
 	}
 	m.unlease(t, b, cl)
 }
