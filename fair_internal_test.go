@@ -796,7 +796,7 @@ func TestFairReserveKeptTenantBackWithTwoCallers(t *testing.T) {
 func TestFairReserveMovedTenantNotKept(t *testing.T) {
 	g, _, l, hw := reserveGate(t)
 	l.word.Store(1 << genShift) // moved: its word counts its new binding, where it holds nothing
-	g.release(l, 0) // on its old binding, of generation 0
+	g.release(l, 0)             // on its old binding, of generation 0
 	require.Empty(t, g.r.by)
 	require.True(t, hw.granted, "the slot was kept for a tenant that left")
 }
