@@ -258,6 +258,12 @@ func (g *fairGate) poke() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.watched = false
+	g.expireLocked()
+}
+
+// expireLocked forgets the tenants kept too long, and grants what that
+// frees.
+func (g *fairGate) expireLocked() {
 	g.r.expire(g.now())
 	g.dispatchLocked(nil)
 	g.settleLocked()
@@ -281,7 +287,7 @@ func (g *fairGate) dispatchLocked(gone *tenant) {
 		}
 		var w *fairWaiter
 		switch {
-		case free > g.keptLocked() || !holdsLease(f, gone):
+		case free > g.keptLocked() || !holdsLease(f.t, f, gone):
 			w = g.q.pop()
 		case g.q.firsts.head != nil: // out of its place: as a grant of its tenant's turn
 			w = g.q.serve(g.q.firsts.head.flow)
@@ -303,7 +309,7 @@ func (g *fairGate) dispatchLocked(gone *tenant) {
 // the last of those leases ended, or the caller that led the flow left.
 // gone is as for dispatchLocked.
 func (g *fairGate) promoteLocked(f *fairFlow, gone *tenant) {
-	if f != nil && f.live() > 0 && !f.waiters[f.head].first && !holdsLease(f, gone) {
+	if f != nil && f.live() > 0 && !f.waiters[f.head].first && !holdsLease(f.t, f, gone) {
 		g.q.markFirst(f.waiters[f.head])
 	}
 }
@@ -313,15 +319,15 @@ func (g *fairGate) promoteLocked(f *fairFlow, gone *tenant) {
 // its share of the capacity is a slot or more. It takes the place of t's
 // placeholder.
 func (g *fairGate) keepLocked(t *tenant) {
-	if g.reserve == 0 || g.q.n == 0 || leasesOf(t.word.Load()) > 1 { // the word still counts this lease
+	if g.reserve == 0 || g.q.n == 0 {
 		return
 	}
 	f := g.q.flows[t]
-	if f != nil && f.live() > 0 {
+	if (f != nil && f.live() > 0) || holdsLease(t, f, t) {
 		return
 	}
 	weight := max(t.weight.Load(), 1)
-	total := g.q.weight + g.r.weight + int64(weight) - int64(g.r.weightOf(t))
+	total := g.q.weight + g.r.weight + int64(weight) // t is not kept: it held a lease until now
 	if f != nil {
 		total -= int64(f.weight)
 	}
@@ -334,15 +340,18 @@ func (g *fairGate) keepLocked(t *tenant) {
 	g.r.keep(t, weight, g.now()+g.idle)
 }
 
-// holdsLease reports whether f's tenant holds a lease at the gate: its
-// word counts its leases on its current client, those of its callers
-// waiting in f among them, and one more if it is gone. It is an estimate:
-// the word also counts callers on their way to the gate (the tenant then
-// waits for its turn, as without a reserve), and a tenant that moved to
-// another client is counted there.
-func holdsLease(f *fairFlow, gone *tenant) bool {
-	n := leasesOf(f.t.word.Load()) - int32(f.live())
-	if f.t == gone {
+// holdsLease reports whether t holds a lease at the gate: its word counts
+// its leases on its current client, those of its callers waiting in its
+// flow f (nil if it has none) among them, and one more if it is gone. It
+// is an estimate: the word also counts callers on their way to the gate
+// (the tenant then waits for its turn, as without a reserve), and a
+// tenant that moved to another client is counted there.
+func holdsLease(t *tenant, f *fairFlow, gone *tenant) bool {
+	n := leasesOf(t.word.Load())
+	if f != nil {
+		n -= int32(f.live())
+	}
+	if t == gone {
 		n--
 	}
 	return n > 0
@@ -372,9 +381,7 @@ func (g *fairGate) settleLocked() {
 func (g *fairGate) snapshot() (inUse, kept, waiting int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.r.expire(g.now())
-	g.dispatchLocked(nil)
-	g.settleLocked()
+	g.expireLocked()
 	return int(uint32(g.state.Load())), int(min(g.keptLocked(), g.free())), g.q.n
 }
 

@@ -653,7 +653,7 @@ func TestFairQueueInvariants(t *testing.T) {
 // no lease there.
 func waitsHoldingNone(g *fairGate) bool {
 	for _, f := range g.q.order {
-		if f.live() > 0 && !holdsLease(f, nil) {
+		if f.live() > 0 && !holdsLease(f.t, f, nil) {
 			return true
 		}
 	}

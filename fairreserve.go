@@ -23,22 +23,14 @@ type keptSlot struct {
 }
 
 // keep remembers t, of weight weight, until until, which is never earlier
-// than the until of an earlier call.
+// than the until of an earlier call. t is not kept.
 func (r *fairReserve) keep(t *tenant, weight int32, until int64) {
-	k := r.by[t]
-	if k != nil {
-		r.unlink(k)
-		r.weight -= int64(k.weight)
-	} else {
-		if r.by == nil {
-			r.by = make(map[*tenant]*keptSlot)
-		}
-		k = &keptSlot{t: t}
-		r.by[t] = k
+	if r.by == nil {
+		r.by = make(map[*tenant]*keptSlot)
 	}
-	k.weight, k.until = weight, until
+	k := &keptSlot{t: t, weight: weight, until: until, prev: r.tail}
+	r.by[t] = k
 	r.weight += int64(weight)
-	k.prev = r.tail
 	if r.tail != nil {
 		r.tail.next = k
 	} else {
@@ -63,14 +55,6 @@ func (r *fairReserve) reset() {
 	}
 	clear(r.by)
 	r.head, r.tail, r.weight = nil, nil, 0
-}
-
-// weightOf returns the weight kept for t, or 0.
-func (r *fairReserve) weightOf(t *tenant) int32 {
-	if k := r.by[t]; k != nil {
-		return k.weight
-	}
-	return 0
 }
 
 // expire forgets the tenants kept until now or earlier.
