@@ -183,6 +183,7 @@ func (s *fairSim) run(until int64, grants int) {
 // time, never waits behind more than one grant to each other tenant,
 // however many callers each noisy tenant has queued.
 func TestFairLightTenantWaitsOneTurnPerOtherTenant(t *testing.T) {
+	t.Parallel() // a simulation on fake time: nothing shared, CPU only
 	s := newFairSim(t, 4)
 	light := s.tenant("light", 1, 1, 7)
 	var noisy []*simTenant
@@ -240,6 +241,7 @@ func TestFairLightTenantWaitsOneTurnPerOtherTenant(t *testing.T) {
 // reads find every slot taken. When the light tenants stop, the noisy
 // tenant gets the whole capacity back once the reserve forgets them.
 func TestFairReserveKeepsSlotsForLightTenants(t *testing.T) {
+	t.Parallel() // a simulation on fake time: nothing shared, CPU only
 	const capacity, stop, settled = 8, 2000, 100
 	run := func(reserve int) (lightWaits, lightGrants, noisyPeakAfter int, noisyGrants int) {
 		s := newFairSimReserve(t, capacity, reserve)
@@ -292,6 +294,7 @@ func TestFairReserveKeepsSlotsForLightTenants(t *testing.T) {
 // TestFairWeights: backlogged tenants of weights 1, 2, 3 and 4 share
 // 10,000 grants in proportion to their weights, within 10%.
 func TestFairWeights(t *testing.T) {
+	t.Parallel() // a simulation on fake time: nothing shared, CPU only
 	s := newFairSim(t, 4)
 	var tenants []*simTenant
 	sum := 0
@@ -438,6 +441,7 @@ func fairState(g *fairGate) string {
 // soon as they are served, do not starve a tenant with many callers; and
 // the weights of backlogged tenants hold against them.
 func TestFairNoStarvation(t *testing.T) {
+	t.Parallel() // a simulation on fake time: nothing shared, CPU only
 	for _, tc := range []struct {
 		name     string
 		capacity int
@@ -558,7 +562,8 @@ func TestFairNewWeightApplies(t *testing.T) {
 // while a slot is free, and no caller of a tenant holding none waits,
 // gets it at once. Then every lease ends, and every waiter must have been served.
 func TestFairQueueInvariants(t *testing.T) {
-	for seed := range uint64(600) {
+	t.Parallel() // a simulation on fake time: nothing shared, CPU only
+	for seed := range uint64(300) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		capacity := 1 + r.IntN(8)
 		now := int64(0)
