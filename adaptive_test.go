@@ -161,6 +161,7 @@ func TestAdaptiveLimitOffByDefault(t *testing.T) {
 // their updates interleave. A race shows in some rounds, not all: each
 // round uses a tenant of its own.
 func TestAdaptiveLimitConcurrentReleasesCutOnce(t *testing.T) {
+	t.Parallel() // a Manager of its own, on fake time
 	m, clock := newFakeManager(t, mongotenant.WithStrategy(mongotenant.Shared()), mongotenant.WithPoolSize(64),
 		mongotenant.WithAdaptiveLimit(10*time.Millisecond))
 	for round := range 1000 {
