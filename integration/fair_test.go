@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,30 +72,46 @@ func fairGroupStats(m *mongotenant.Manager) mongotenant.GroupStats {
 // acquisition started, from the AcquireStart hook to AcquireEnd.
 type startKey struct{}
 
-// TestFairSharingThroughDelayProxy: the noisy tenant's reads take 30 ms of
-// "server time" (the proxy holds their replies) and its 12 goroutines keep
-// a shared client of capacity 4 full, with callers queued. Without a
-// reserve, a light tenant's reads wait, but behind at most one noisy
-// grant each (the bound is one; the hooks that count grants run a little
-// apart from them, so the test allows two more), where first come, first
-// served would put each behind the whole queue. With the default reserve
-// (one slot of 4), the slot the light tenant's read frees is kept for its
-// next: after the first, its reads do not wait at all.
+// TestFairSharingThroughDelayProxy: the noisy tenant's reads take 60 ms of
+// "server time" (the proxy holds their replies) and its 20 goroutines keep
+// a shared client of capacity 4 full, with 16 callers queued. First come,
+// first served would put each of the light tenant's reads behind that
+// whole queue. Without a reserve, a light read waits behind at most one
+// noisy grant. The test sees grants through the hooks, which run a little
+// after the grant they report: the noisy caller handed the slot a light
+// read released is usually counted against the next light read, and a
+// busy machine delays hooks further. So it bounds each read by 6 grants
+// (well under the queue of 16) and the median by 3. With the default
+// reserve (one slot of 4), the slot the light tenant's read frees is
+// kept for its next: after the first, its reads do not wait at all. The
+// exact bound is checked without hooks or a server in the root package.
 func TestFairSharingThroughDelayProxy(t *testing.T) {
 	t.Run("no reserve", func(t *testing.T) {
 		behind := fairLightBehindFlood(t, mongotenant.WithFairReserve(0, 0))
 		require.GreaterOrEqual(t, len(behind), 10, "the light tenant seldom waited: the flood did not fill the client")
-		for i, n := range behind {
-			assert.LessOrEqual(t, n, int64(3), "light read %d waited behind %d noisy grants (all: %v)", i, n, behind)
-		}
+		assertFairBehind(t, behind)
 	})
 	t.Run("default reserve", func(t *testing.T) {
 		behind := fairLightBehindFlood(t)
 		assert.LessOrEqual(t, len(behind), 2, "light reads waited for a turn: %v", behind)
-		for i, n := range behind {
-			assert.LessOrEqual(t, n, int64(3), "light read %d waited behind %d noisy grants (all: %v)", i, n, behind)
-		}
+		assertFairBehind(t, behind)
 	})
+}
+
+// assertFairBehind checks the noisy grants each light read waited behind:
+// each at most 6, the median at most 3.
+func assertFairBehind(t *testing.T, behind []int64) {
+	t.Helper()
+	t.Logf("noisy grants each waiting light read was counted behind: %v", behind)
+	for i, n := range behind {
+		assert.LessOrEqual(t, n, int64(6), "light read %d waited behind %d noisy grants (all: %v)", i, n, behind)
+	}
+	if len(behind) == 0 {
+		return
+	}
+	sorted := slices.Clone(behind)
+	slices.Sort(sorted)
+	assert.LessOrEqual(t, sorted[len(sorted)/2], int64(3), "median noisy grants a light read waited behind (all: %v)", behind)
 }
 
 // fairLightBehindFlood runs 20 light reads while the noisy tenant floods
@@ -104,7 +121,7 @@ func fairLightBehindFlood(t *testing.T, opts ...mongotenant.Option) []int64 {
 	p, err := mongotest.NewProxy(mongotest.URI(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
-	p.SetDatabaseDelay("user_noisy_db", 30*time.Millisecond)
+	p.SetDatabaseDelay("user_noisy_db", 60*time.Millisecond)
 
 	var noisyGrants atomic.Int64
 	var mu sync.Mutex
@@ -134,10 +151,10 @@ func fairLightBehindFlood(t *testing.T, opts ...mongotenant.Option) []int64 {
 	require.NoError(t, m.Do(ctx, "light", fairRead))
 	start := time.Now()
 	require.NoError(t, m.Do(ctx, "noisy", fairRead))
-	require.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond, "the proxy holds the noisy tenant's replies")
+	require.GreaterOrEqual(t, time.Since(start), 60*time.Millisecond, "the proxy holds the noisy tenant's replies")
 
-	f := startFairFlood(m, "noisy", 12)
-	waitFor(t, "the noisy tenant's callers queued", func() bool { return fairGroupStats(m).FairWaiting >= 6 })
+	f := startFairFlood(m, "noisy", 20)
+	waitFor(t, "the noisy tenant's callers queued", func() bool { return fairGroupStats(m).FairWaiting >= 12 })
 	for range 20 {
 		require.NoError(t, m.Do(ctx, "light", fairRead))
 		g := fairGroupStats(m)
