@@ -22,10 +22,14 @@ import (
 )
 
 // fastFail makes an unreachable server fail operations in about a second
-// instead of the 5 s defaults.
+// (server selection) instead of the 5 s default, and notices its return
+// within half a second (heartbeats). The connect timeout, which also
+// bounds each handshake and heartbeat, stays generous: a stopped server
+// refuses at once, and a busy machine or a latency spike must not fail a
+// handshake with a server that is up.
 var fastFail = mongotenant.WithClientOptions(options.Client().
 	SetServerSelectionTimeout(time.Second).
-	SetConnectTimeout(500 * time.Millisecond).
+	SetConnectTimeout(3 * time.Second).
 	SetHeartbeatInterval(500 * time.Millisecond))
 
 // insertAll is a write load: workers insert unique _ids over 8 tenants until
@@ -79,6 +83,13 @@ func startInserts(m *mongotenant.Manager, workers int) *insertAll {
 func (w *insertAll) stop() { close(w.stopped); w.wg.Wait() }
 
 func (w *insertAll) okSince(t time.Time) bool { return w.lastOK.Load() > t.UnixNano() }
+
+// tenantsAcked is how many of the 8 tenants have an acknowledged write.
+func (w *insertAll) tenantsAcked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
 
 // assertStored checks that every acknowledged insert is on the server.
 func (w *insertAll) assertStored(t *testing.T, raw *mongo.Client) int {
@@ -213,7 +224,8 @@ func TestFaultLatencySpike(t *testing.T) {
 	t.Cleanup(func() { _ = p.Close() })
 	m := newManager(t, p.URI(), fastFail)
 	w := startInserts(m, 4)
-	waitFor(t, "writes before the spike", func() bool { return w.okSince(time.Time{}) })
+	// Every tenant's client is created and connected before the spike.
+	waitFor(t, "writes to every tenant before the spike", func() bool { return w.tenantsAcked() == 8 })
 	p.SetLatency(300 * time.Millisecond)
 	time.Sleep(time.Second)
 	p.SetLatency(0)

@@ -65,7 +65,7 @@ func TestHTTPConcurrentTenants(t *testing.T) {
 		tenants  = 100
 		workers  = 50
 	)
-	m, raw := setup(t, mongotenant.WithMaxClients(10))
+	m, raw := setup(t, patient, mongotenant.WithMaxClients(10))
 	srv := httptest.NewServer(tenanthttp.Middleware(m, tenanthttp.Header("X-Tenant-ID"))(http.HandlerFunc(insertPost)))
 	t.Cleanup(srv.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: workers}

@@ -27,6 +27,12 @@ func setup(t *testing.T, opts ...mongotenant.Option) (*mongotenant.Manager, *mon
 	return newManager(t, uri, opts...), connect(t, uri)
 }
 
+// patient gives server selection a minute instead of the 5 s default, for
+// load tests that check safety, where no operation may fail: on a busy
+// machine a new client's first heartbeat can be slow to answer. A wedged
+// client still fails them.
+var patient = mongotenant.WithClientOptions(options.Client().SetServerSelectionTimeout(time.Minute))
+
 // newManager returns a Manager on uri, closed at the end of the test.
 func newManager(t *testing.T, uri string, opts ...mongotenant.Option) *mongotenant.Manager {
 	t.Helper()
@@ -130,7 +136,7 @@ func TestChurnUnderLoad(t *testing.T) {
 	if testing.Short() {
 		duration = time.Second
 	}
-	m, raw := setup(t, mongotenant.WithMaxClients(maxClients), mongotenant.WithIdleTimeout(50*time.Millisecond))
+	m, raw := setup(t, patient, mongotenant.WithMaxClients(maxClients), mongotenant.WithIdleTimeout(50*time.Millisecond))
 
 	var mu sync.Mutex
 	acked := make(map[int][]int64) // tenant -> acknowledged _ids
@@ -256,7 +262,7 @@ func TestEvictDuringOperation(t *testing.T) {
 // leased finish; later ones fail only with ErrClosed; nothing is left open.
 func TestCloseUnderLoad(t *testing.T) {
 	uri := mongotest.URI(t)
-	m, err := mongotenant.New(uri, mongotenant.WithMaxClients(5))
+	m, err := mongotenant.New(uri, patient, mongotenant.WithMaxClients(5))
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var okOps, closedOps atomic.Int64

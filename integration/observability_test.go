@@ -60,7 +60,7 @@ func TestObservabilityUnderLoad(t *testing.T) {
 		Failed:    func(context.Context, *event.CommandFailedEvent) { userCommands.Add(1) },
 	}
 	var inits atomic.Int64
-	m, _ := setup(t, inst.Option(), mongotenant.WithMaxClients(8), mongotenant.WithCommandStats(time.Hour),
+	m, _ := setup(t, patient, inst.Option(), mongotenant.WithMaxClients(8), mongotenant.WithCommandStats(time.Hour),
 		mongotenant.WithClientOptions(options.Client().SetMonitor(userMonitor)),
 		mongotenant.WithInit(func(ctx context.Context, _ string, db *mongo.Database) error {
 			inits.Add(1)

@@ -76,7 +76,7 @@ func TestBudgetHoldsAgainstDriverEvents(t *testing.T) {
 	uri := mongotest.URI(t)
 	m, err := mongotenant.New(uri, mongotenant.WithPoolSize(pool),
 		mongotenant.WithConnectionBudget(budget, mongotenant.BudgetWait),
-		mongotenant.WithClientOptions(options.Client().SetPoolMonitor(mon)))
+		mongotenant.WithClientOptions(options.Client().SetPoolMonitor(mon)), patient)
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
@@ -85,14 +85,21 @@ func TestBudgetHoldsAgainstDriverEvents(t *testing.T) {
 	for g := range 40 {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(stop); i++ {
+				// The deadline bounds the wait for the budget only: a
+				// lease granted late in it still gets its insert done,
+				// so every failure here is the budget's.
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				err := m.Do(ctx, fmt.Sprintf("b%02d", (g+i)%12), func(ctx context.Context, db *mongo.Database) error {
-					_, err := db.Collection("c").InsertOne(ctx, bson.D{{Key: "g", Value: g}})
-					return err
-				})
+				l, err := m.Acquire(ctx, fmt.Sprintf("b%02d", (g+i)%12))
 				cancel()
 				switch {
 				case err == nil:
+					ictx, icancel := context.WithTimeout(context.Background(), time.Minute)
+					_, err := l.Database().Collection("c").InsertOne(ictx, bson.D{{Key: "g", Value: g}})
+					icancel()
+					l.Release()
+					if !assert.NoError(t, err) {
+						return
+					}
 					ok.Add(1)
 				case assert.ErrorIs(t, err, mongotenant.ErrBudgetExceeded):
 					refused.Add(1)
@@ -129,7 +136,7 @@ func TestTierChangeUnderLoad(t *testing.T) {
 		defer mu.Unlock()
 		return tier, nil
 	}
-	m, raw := setup(t, mongotenant.WithTiers(tierOf, nil))
+	m, raw := setup(t, patient, mongotenant.WithTiers(tierOf, nil))
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var acked, failed atomic.Int64
