@@ -61,13 +61,13 @@ type client struct {
 
 	// Guarded by Manager.mu.
 	state    clientState
-	cause    EvictionCause // why it left the cache
-	pins     int           // what keeps it connected: being cached, each bound tenant, each left binding with live leases
-	members  *tenant       // bound tenants, linked through tenant.next; taken by whoever retires the client
-	nMembers int           // bound tenants, those still to be detached after retirement included
-	idx      int           // position in Manager.cached while cached
-	flight   *flight       // callers waiting for its creation
-	orphaned bool          // cached with no tenant: see Manager.orphans
+	cause    EvictionCause         // why it left the cache
+	pins     int                   // what keeps it connected: being cached, each bound tenant, each left binding with live leases
+	members  list[tenant, *tenant] // bound tenants; taken by whoever retires the client
+	nMembers int                   // bound tenants, those still to be detached after retirement included
+	idx      int                   // position in Manager.cached while cached
+	flight   *flight               // callers waiting for its creation
+	orphaned bool                  // cached with no tenant: see Manager.orphans
 }
 
 func newClient(m *Manager, key clientKey) *client {
@@ -91,8 +91,8 @@ func (c *client) group() string {
 // holds m.mu, which keeps c's members from changing.
 func (c *client) recentUseLocked() int64 {
 	last := max(c.created, c.lastUsed.Load())
-	if c.key.dedicated && c.members != nil {
-		last = max(last, c.members.lastUsed.Load())
+	if t := c.members.head; c.key.dedicated && t != nil {
+		last = max(last, t.lastUsed.Load())
 	}
 	return last
 }
@@ -109,7 +109,7 @@ func (c *client) busyLocked(now int64) bool {
 	case c.pins > 1+c.nMembers: // a binding a tenant left still has leases
 		return true
 	case c.nMembers == 1:
-		return leasesOf(c.members.word.Load()) > 0
+		return leasesOf(c.members.head.word.Load()) > 0
 	case c.nMembers == 0:
 		return false
 	}

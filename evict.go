@@ -148,11 +148,8 @@ func (m *Manager) dropIfUnusedLocked(t *tenant) {
 
 // linkLocked adds t to c's members. The caller holds m.mu.
 func (m *Manager) linkLocked(t *tenant, c *client) {
-	t.in, t.prev, t.next = c, nil, c.members
-	if c.members != nil {
-		c.members.prev = t
-	}
-	c.members = t
+	t.in = c
+	c.members.pushBack(t)
 	c.nMembers++
 	c.pins++
 	if c.orphaned {
@@ -164,16 +161,8 @@ func (m *Manager) linkLocked(t *tenant, c *client) {
 // unlinkLocked takes t out of its client's member list. The caller holds
 // m.mu.
 func (m *Manager) unlinkLocked(t *tenant) {
-	c := t.in
-	if t.prev != nil {
-		t.prev.next = t.next
-	} else {
-		c.members = t.next
-	}
-	if t.next != nil {
-		t.next.prev = t.prev
-	}
-	t.in, t.prev, t.next = nil, nil, nil
+	t.in.members.remove(t)
+	t.in = nil
 }
 
 // cacheLocked adds c to the cached clients. The caller holds m.mu.
@@ -209,7 +198,7 @@ func (m *Manager) retireLocked(c *client, why EvictionCause) (disconnect *client
 func (m *Manager) detachMembers(c *client) (disconnect []*client) {
 	for {
 		m.mu.Lock()
-		t := c.members
+		t := c.members.head
 		if t != nil {
 			m.unlinkLocked(t)
 		}

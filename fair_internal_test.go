@@ -716,7 +716,7 @@ func fairQueueProblem(g *fairGate) string {
 		firsts++
 	}
 	kept, keptWeight := 0, int64(0)
-	for k, prev := g.r.head, (*keptSlot)(nil); k != nil; prev, k = k, k.next {
+	for k, prev := g.r.order.head, (*keptSlot)(nil); k != nil; prev, k = k, k.next {
 		if g.r.by[k.t] != k || k.prev != prev || (prev != nil && prev.until > k.until) {
 			return "the reserve's list and map disagree, or the list is out of order"
 		}

@@ -37,12 +37,12 @@ const maxWeight = 1 << 16
 //
 // A fairQueue is not safe for concurrent use: fairGate.mu guards it.
 type fairQueue struct {
-	clock  uint64                // ticks at each arrival and each turn's end: positions
-	n      int                   // callers queued
-	flows  map[*tenant]*fairFlow // tenants with callers queued, or an empty flow keeping their place
-	order  flowHeap              // the same flows, by position
-	weight int64                 // the sum of the flows' weights
-	firsts waiterList            // the callers that came holding no lease, first come first
+	clock  uint64                        // ticks at each arrival and each turn's end: positions
+	n      int                           // callers queued
+	flows  map[*tenant]*fairFlow         // tenants with callers queued, or an empty flow keeping their place
+	order  flowHeap                      // the same flows, by position
+	weight int64                         // the sum of the flows' weights
+	firsts list[fairWaiter, *fairWaiter] // the callers that came holding no lease, first come first
 }
 
 // A fairFlow is one tenant's queued callers.
@@ -66,7 +66,7 @@ type fairWaiter struct {
 	granted bool   // it has its slot; guarded by fairGate.mu
 	first   bool   // it leads its flow, and its tenant held no lease when it was marked: it is in firsts
 
-	prev, next *fairWaiter // in firsts
+	listLinks[fairWaiter] // in firsts
 
 	ready chan struct{}
 }
@@ -221,32 +221,4 @@ func (h *flowHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return f
-}
-
-// A waiterList is a doubly linked list of waiters, through their prev and
-// next.
-type waiterList struct{ head, tail *fairWaiter }
-
-func (l *waiterList) pushBack(w *fairWaiter) {
-	w.prev = l.tail
-	if l.tail != nil {
-		l.tail.next = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
-}
-
-func (l *waiterList) remove(w *fairWaiter) {
-	if w.prev != nil {
-		w.prev.next = w.next
-	} else {
-		l.head = w.next
-	}
-	if w.next != nil {
-		w.next.prev = w.prev
-	} else {
-		l.tail = w.prev
-	}
-	w.prev, w.next = nil, nil
 }

@@ -9,17 +9,17 @@ package mongotenant
 //
 // A fairReserve is not safe for concurrent use: fairGate.mu guards it.
 type fairReserve struct {
-	by         map[*tenant]*keptSlot
-	head, tail *keptSlot // the same, by until, oldest first
-	weight     int64     // the sum of their weights
+	by     map[*tenant]*keptSlot
+	order  list[keptSlot, *keptSlot] // the same, by until, oldest first
+	weight int64                     // the sum of their weights
 }
 
 // A keptSlot is a tenant the reserve remembers, until the time until.
 type keptSlot struct {
-	t          *tenant
-	weight     int32
-	until      int64
-	prev, next *keptSlot
+	t                   *tenant
+	weight              int32
+	until               int64
+	listLinks[keptSlot] // in order
 }
 
 // keep remembers t, of weight weight, until until, which is never earlier
@@ -28,15 +28,10 @@ func (r *fairReserve) keep(t *tenant, weight int32, until int64) {
 	if r.by == nil {
 		r.by = make(map[*tenant]*keptSlot)
 	}
-	k := &keptSlot{t: t, weight: weight, until: until, prev: r.tail}
+	k := &keptSlot{t: t, weight: weight, until: until}
 	r.by[t] = k
 	r.weight += int64(weight)
-	if r.tail != nil {
-		r.tail.next = k
-	} else {
-		r.head = k
-	}
-	r.tail = k
+	r.order.pushBack(k)
 }
 
 // drop forgets t, and reports whether it was kept.
@@ -54,32 +49,18 @@ func (r *fairReserve) reset() {
 		return
 	}
 	clear(r.by)
-	r.head, r.tail, r.weight = nil, nil, 0
+	r.order, r.weight = list[keptSlot, *keptSlot]{}, 0
 }
 
 // expire forgets the tenants kept until now or earlier.
 func (r *fairReserve) expire(now int64) {
-	for r.head != nil && r.head.until <= now {
-		r.forget(r.head)
+	for k := r.order.head; k != nil && k.until <= now; k = r.order.head {
+		r.forget(k)
 	}
 }
 
 func (r *fairReserve) forget(k *keptSlot) {
-	r.unlink(k)
+	r.order.remove(k)
 	delete(r.by, k.t)
 	r.weight -= int64(k.weight)
-}
-
-func (r *fairReserve) unlink(k *keptSlot) {
-	if k.prev != nil {
-		k.prev.next = k.next
-	} else {
-		r.head = k.next
-	}
-	if k.next != nil {
-		k.next.prev = k.prev
-	} else {
-		r.tail = k.prev
-	}
-	k.prev, k.next = nil, nil
 }

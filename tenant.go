@@ -59,8 +59,9 @@ type tenant struct {
 
 	expB *bucket // the idle reaper's bucket holding the tenant; guarded by expiry.mu
 
-	in         *client // the client whose member list holds the tenant; guarded by Manager.mu
-	prev, next *tenant // in that list; guarded by Manager.mu
+	in *client // the client whose member list holds the tenant; guarded by Manager.mu
+
+	listLinks[tenant] // in in's member list; guarded by Manager.mu
 }
 
 // The tenant's word.
