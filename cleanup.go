@@ -10,9 +10,9 @@ import (
 // Manager holds a tenant or an orphaned client. Every clockResolution it
 // advances the coarse clock that Release stamps, forgets tenants idle for
 // the idle timeout, retires orphaned clients, and lets fair gates forget
-// the tenants they kept slots for too long, when callers wait on those. It takes no lock the hot
-// path takes, and it works in batches, so reaping a million idle tenants
-// never stalls an Acquire.
+// the tenants they kept slots for too long, when callers wait on those.
+// It takes no lock the hot path takes, and it works in batches, so reaping
+// a million idle tenants never stalls an Acquire.
 
 // Reaping is done in batches of reapBatch tenants, at most
 // reapBatchesPerTick per tick.

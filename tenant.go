@@ -45,7 +45,8 @@ type tenant struct {
 	// mu guards phase, work, initDone, refs, routeVer, route, flight and
 	// queue; the draining count of the tenant's bindings; and every change
 	// to cur, maxLeases, carried, adapt's ceiling, and the word's ready
-	// bit, waiters bit and generation. Leases are added and taken from the word without it.
+	// bit, waiters bit and generation. Leases are added and taken from the
+	// word without it.
 	mu       sync.Mutex
 	phase    phase
 	work     work   // what the caller leading work on the tenant is doing
