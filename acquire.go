@@ -87,23 +87,17 @@ func (m *Manager) acquire(ctx context.Context, tenantID string, l *Lease) error 
 					// The client is at its fair share: wait for a turn
 					// on the slow path, with the lease held.
 					t, b, cl, err := m.acquireSlow(ctx, tenantID, t, b)
-					l.t, l.b, l.cell = t, b, cl
-					l.startAdaptive(m, err)
-					return err
+					return l.grant(m, t, b, cl, err)
 				}
 				cl := m.counters.cell()
 				cl.hits.Add(1)
-				l.t, l.b, l.cell = t, b, cl
-				l.startAdaptive(m, nil)
-				return nil
+				return l.grant(m, t, b, cl, nil)
 			}
 		}
 	}
 	// The slow path does not see l: it would make every lease escape.
 	t, b, cl, err := m.acquireSlow(ctx, tenantID, t, nil)
-	l.t, l.b, l.cell = t, b, cl
-	l.startAdaptive(m, err)
-	return err
+	return l.grant(m, t, b, cl, err)
 }
 
 // acquisition is one Acquire on the slow path.

@@ -58,12 +58,15 @@ func (l *Lease) Release() {
 	}
 }
 
-// startAdaptive stamps the lease's grant for the tenant's adaptive limit,
-// if there are adaptive limits and the lease was granted.
-func (l *Lease) startAdaptive(m *Manager, err error) {
+// grant fills l with what an acquisition returned, and stamps the grant
+// for the tenant's adaptive limit if there are adaptive limits and err is
+// nil. It returns err.
+func (l *Lease) grant(m *Manager, t *tenant, b *binding, cl *leaseCell, err error) error {
+	l.t, l.b, l.cell = t, b, cl
 	if m.adaptive && err == nil {
 		l.stamp.Store(m.clock.now())
 	}
+	return err
 }
 
 // release ends a lease of t on binding b, and gives its turn at b's fair
